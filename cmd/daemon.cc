@@ -1,0 +1,99 @@
+#include "cmd/daemon.h"
+
+#include <csignal>
+#include <iostream>
+
+#include "config/load.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/sd_notify.h"
+#include "core/signals.h"
+#include "core/uv_handle.h"
+#include "proxy/server.h"
+
+namespace sluice {
+
+namespace {
+
+spdlog::level::level_enum to_spdlog(config::LogLevel level) {
+  switch (level) {
+    case config::LogLevel::Trace: return spdlog::level::trace;
+    case config::LogLevel::Debug: return spdlog::level::debug;
+    case config::LogLevel::Info: return spdlog::level::info;
+    case config::LogLevel::Warn: return spdlog::level::warn;
+    case config::LogLevel::Error: return spdlog::level::err;
+  }
+  return spdlog::level::info;
+}
+
+// How long SIGTERM waits for in-flight requests before closing them.
+constexpr config::Duration kDrainTimeout = std::chrono::seconds(30);
+
+}  // namespace
+
+int run_daemon(const std::string& config_path) {
+  auto loaded = config::load_file(config_path);
+  if (!loaded) {
+    for (const auto& e : loaded.error()) std::cerr << e.to_string() << "\n";
+    return 1;
+  }
+  config::ConfigPtr cfg = std::move(loaded).value();
+  init_logging(to_spdlog(cfg->logging.level));
+  ignore_sigpipe();
+
+  int exit_code = 0;
+  {
+    Loop loop;
+    SdNotifier notifier;
+    proxy::Server server(loop.get(), cfg);
+    if (auto started = server.start(); !started) {
+      spdlog::error("{}", started.error());
+      exit_code = 1;
+    } else {
+      UvHandle<uv_timer_t> watchdog;
+      std::unique_ptr<SignalWatcher> signals;
+      auto stop = [&] {
+        if (signals) signals->close();
+        watchdog.close();
+      };
+      auto watcher = SignalWatcher::create(
+          loop.get(), {SIGTERM, SIGINT, SIGHUP}, [&](int signum) {
+            if (signum == SIGHUP) {
+              // Reserved for reload (validate off the loop, swap the snapshot).
+              spdlog::warn("SIGHUP: configuration reload is not available yet; ignoring");
+              notifier.send("READY=1");
+              return;
+            }
+            spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+            notifier.stopping();
+            server.shutdown(kDrainTimeout, [&] {
+              spdlog::info("stopped");
+              stop();
+            });
+          });
+      if (!watcher) {
+        spdlog::error("{}", watcher.error());
+        return 1;
+      }
+      signals = std::move(watcher).value();
+      if (auto interval = SdNotifier::watchdog_interval()) {
+        auto t = UvHandle<uv_timer_t>::create(uv_timer_init, loop.get());
+        if (t) {
+          watchdog = std::move(t).value();
+          watchdog->data = &notifier;
+          auto ms = static_cast<uint64_t>(interval->count() / 1000);
+          uv_timer_start(
+              watchdog.get(),
+              [](uv_timer_t* h) { static_cast<SdNotifier*>(h->data)->send("WATCHDOG=1"); },
+              ms, ms);
+        }
+      }
+      notifier.ready();
+      loop.run();
+    }
+  }
+  spdlog::shutdown();
+  return exit_code;
+}
+
+}  // namespace sluice

@@ -1,0 +1,151 @@
+// One client TCP connection and the requests it carries, one at a time in
+// arrival order (pipelined requests wait in the input buffer). It owns its
+// socket and timer and is freed by its Server only after both handles'
+// close callbacks: close() is the one way out, from any state.
+#pragma once
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include <cstdint>
+#include <string>
+
+#include "config/config.h"
+#include "proxy/input_buffer.h"
+#include "proxy/routing.h"
+#include "proxy/stream_writer.h"
+#include "proxy/upstream_connection.h"
+#include "proxy/upstream_pool.h"
+
+namespace sluice::proxy {
+
+class Server;
+
+enum class ClientState : uint8_t {
+  Idle,         // keep-alive: no byte of the next request yet
+  ReadingHead,  // parsing a request head
+  Routing,      // the head is on a worker
+  Queued,       // every server of the upstream is at its cap
+  Connecting,   // a slot is ours; waiting for an upstream connection
+  Proxying,     // request and response are streaming
+  Tunnel,       // after a 101: raw bytes both ways
+  Draining,     // last response written; close once it is flushed
+  Closing,
+};
+
+class ClientConnection final : private UpstreamUser, private QueueWaiter {
+ public:
+  ClientConnection(Server& server, ConnId id, uint32_t gen, config::ConfigPtr cfg,
+                   const config::Listener& listener);
+  ~ClientConnection();
+
+  // Takes the connection from a listening socket and starts reading.
+  // Returns false if it failed (the connection is then closing).
+  bool accept(uv_stream_t* listener);
+
+  void on_routed(RouteResult&& r);
+
+  // Graceful shutdown: an idle connection closes now, a busy one after its
+  // current response.
+  void drain();
+  void close();
+
+  ConnId id() const { return id_; }
+  uint32_t gen() const { return gen_; }
+  ClientState state() const { return state_; }
+
+ private:
+  void transition(ClientState next);
+  void arm_timer();
+  void process_input();
+  void start_request_head();
+  void head_complete();
+  void start_forward();
+  void try_acquire();
+  void use_server(size_t server);
+  void retry_or_fail(UpstreamError err);
+  void finish_exchange();
+  void next_request();
+  void send_local(int status, std::string_view body, const config::HeaderList* headers = nullptr,
+                  bool close_after = false, uint32_t retry_after = 0);
+  void reject(int status);  // an error of the client's: answer and close
+  void write(std::string_view bytes);
+  void write(const uv_buf_t* bufs, unsigned n);
+  void release_slot();
+  void drop_upstream();
+  bool want_keep_alive() const;
+  void update_read_state();
+
+  // UpstreamUser
+  void on_upstream_ready() override;
+  void on_upstream_head(ResponseHead& head) override;
+  void on_upstream_body(const char* data, size_t len) override;
+  void on_upstream_done() override;
+  void on_upstream_error(UpstreamError err) override;
+  void on_upstream_drained() override;
+  void on_upstream_tunnel_data(const char* data, size_t len) override;
+  // QueueWaiter
+  void on_slot_available() override;
+
+  static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
+  static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
+  static void on_timer(uv_timer_t* t);
+  static void on_closed(uv_handle_t* h);
+  static void on_written(void* self, int status);
+
+  static int on_message_begin(llhttp_t* p);
+  static int on_method(llhttp_t* p, const char* at, size_t len);
+  static int on_url(llhttp_t* p, const char* at, size_t len);
+  static int on_header_field(llhttp_t* p, const char* at, size_t len);
+  static int on_header_value(llhttp_t* p, const char* at, size_t len);
+  static int on_headers_complete(llhttp_t* p);
+  static int on_body(llhttp_t* p, const char* at, size_t len);
+  static int on_message_complete(llhttp_t* p);
+
+  Server& server_;
+  const ConnId id_;
+  const uint32_t gen_;
+  std::string client_ip_;
+  config::ConfigPtr conn_cfg_;          // the snapshot at accept: listener settings
+  const config::Listener& listener_;    // inside *conn_cfg_
+
+  uv_tcp_t tcp_{};
+  uv_timer_t timer_{};
+  int pending_closes_ = 0;
+  ClientState state_ = ClientState::Idle;
+  bool reading_ = false;
+  bool draining_ = false;   // server shutdown: no keep-alive after this response
+  bool peer_eof_ = false;   // the client shut down its side
+
+  llhttp_t parser_{};
+  llhttp_settings_t settings_{};
+  InputBuffer in_;
+  StreamWriter writer_;
+  std::string out_;  // reused for every head we write
+
+  // The current request. Reset by start_request_head().
+  RequestHead head_;
+  std::string upstream_head_;
+  config::ConfigPtr req_cfg_;           // the snapshot this request lives with
+  const config::Route* route_ = nullptr;
+  UpstreamPool* pool_ = nullptr;
+  UpstreamConnection* upstream_ = nullptr;
+  size_t server_index_ = 0;
+  bool slot_held_ = false;
+  TriedSet tried_ = 0;
+  uint32_t attempts_left_ = 0;
+  uint64_t head_bytes_ = 0;
+  uint64_t body_bytes_ = 0;
+  bool in_value_ = false;
+  bool head_seen_ = false;        // headers complete for the current request
+  bool request_done_ = false;     // message complete
+  bool body_flowing_ = false;     // body bytes may go upstream now
+  bool expect_continue_ = false;
+  bool response_started_ = false;
+  bool response_done_ = false;
+  bool chunk_response_ = false;   // we re-frame the response body as chunked
+  bool close_after_response_ = false;
+  int reject_status_ = 0;         // set by a parser callback to fail the request
+};
+
+}  // namespace sluice::proxy

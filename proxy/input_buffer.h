@@ -1,0 +1,47 @@
+// A connection's read buffer. libuv's alloc callback reads straight into it;
+// bytes the parser has not consumed yet (a paused pipelined request) stay.
+// The block is taken lazily and given back when the connection goes idle
+// with nothing buffered, so an idle keep-alive connection holds no buffer,
+// and blocks cycle through a free list instead of malloc.
+#pragma once
+
+#include <uv.h>
+
+#include <cstddef>
+#include <string_view>
+
+namespace sluice::proxy {
+
+class InputBuffer {
+ public:
+  static constexpr size_t kBlockSize = 16 * 1024;
+
+  InputBuffer() = default;
+  InputBuffer(const InputBuffer&) = delete;
+  InputBuffer& operator=(const InputBuffer&) = delete;
+  ~InputBuffer() { release(); }
+
+  // Free space to read into (empty when full). Moves unread bytes to the
+  // front first when that makes room.
+  uv_buf_t writable();
+  void commit(size_t n) { end_ += n; }
+
+  std::string_view readable() const { return {data_ + begin_, end_ - begin_}; }
+  bool empty() const { return begin_ == end_; }
+  bool full() const { return data_ != nullptr && begin_ == 0 && end_ == kBlockSize; }
+  void consume(size_t n);
+
+  // Returns the block to the free list if nothing is buffered.
+  void release_if_empty() {
+    if (empty()) release();
+  }
+
+ private:
+  void release();
+
+  char* data_ = nullptr;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+}  // namespace sluice::proxy

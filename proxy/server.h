@@ -1,0 +1,79 @@
+// The proxy as a whole, on the loop thread: listeners, the table of client
+// connections, the upstream pools and the routing worker pool. main() owns
+// one Server; every connection and pool is owned here and nowhere else.
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "config/config.h"
+#include "core/result.h"
+#include "core/uv_handle.h"
+#include "core/worker_pool.h"
+#include "proxy/listener.h"
+#include "proxy/routing.h"
+#include "proxy/upstream_pool.h"
+
+namespace sluice::proxy {
+
+class ClientConnection;
+
+class Server {
+ public:
+  Server(uv_loop_t* loop, config::ConfigPtr cfg);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds every listener and starts the workers. On error nothing listens.
+  Result<bool> start();
+
+  // Stops accepting, lets in-flight requests finish (closing idle
+  // keep-alive connections at once), and calls `done` when the last
+  // connection has closed or `timeout` has passed.
+  void shutdown(config::Duration timeout, std::function<void()> done);
+  bool draining() const { return draining_; }
+
+  // For connections.
+  uv_loop_t* loop() const { return loop_; }
+  const config::ConfigPtr& config() const { return cfg_; }
+  UpstreamPool* pool(const std::string& name);
+  bool submit(RouteJob& job);
+  void release(ClientConnection* conn);  // its handles have closed
+
+  size_t connection_count() const { return live_; }
+  const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
+
+ private:
+  struct Slot {
+    ClientConnection* conn = nullptr;
+    Listener* listener = nullptr;
+    uint32_t gen = 0;
+  };
+
+  void on_accept(Listener& l, uv_stream_t* server);
+  void on_routed(RouteResult&& r);
+  void maybe_finish_shutdown();
+  void finish_shutdown();
+
+  uv_loop_t* loop_;
+  config::ConfigPtr cfg_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
+  std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
+
+  std::vector<Slot> slots_;
+  std::vector<ConnId> free_slots_;
+  size_t live_ = 0;
+
+  bool draining_ = false;
+  std::function<void()> on_drained_;
+  UvHandle<uv_timer_t> drain_timer_;
+};
+
+}  // namespace sluice::proxy
