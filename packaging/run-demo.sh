@@ -17,7 +17,6 @@ cat <<MSG
 sluice demo: listening on http://127.0.0.1:8080, app backend on 127.0.0.1:5001
   curl -i http://127.0.0.1:8080/app/hello    # proxied to the backend
   curl -i http://127.0.0.1:8080/healthz      # answered by sluice itself
-  curl -s http://127.0.0.1:9901/metrics      # admin listener
 Ctrl-C to stop.
 MSG
 "$build/cmd/sluice" --config config/examples/demo.yaml

@@ -201,6 +201,7 @@ void ClientConnection::start_request_head() {
   in_value_ = head_seen_ = request_done_ = body_flowing_ = expect_continue_ = false;
   response_started_ = response_done_ = chunk_response_ = close_after_response_ = false;
   reject_status_ = 0;
+  after_lf_ = false;
   route_ = nullptr;
   req_cfg_.reset();
   tried_ = 0;
@@ -220,8 +221,11 @@ void ClientConnection::process_input() {
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
       used = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data.data());
     }
+    if (state_ == ClientState::ReadingHead) {
+      head_bytes_ += used;
+      if (has_obs_fold(data.substr(0, used))) reject_status_ = 400;
+    }
     in_.consume(used);
-    if (state_ == ClientState::ReadingHead) head_bytes_ += used;
     if (reject_status_ != 0) {
       int status = reject_status_;
       reject_status_ = 0;
@@ -254,6 +258,17 @@ void ClientConnection::process_input() {
     if (state_ == ClientState::Proxying) arm_timer();
   }
   update_read_state();
+}
+
+// llhttp 8 accepts obs-fold (a header line continued with SP or HTAB) even
+// in strict mode. RFC 9112 §5.2 lets a proxy reject it, and a proxy that
+// unfolds where the app would not is a smuggling vector: reject.
+bool ClientConnection::has_obs_fold(std::string_view bytes) {
+  for (char c : bytes) {
+    if (after_lf_ && (c == ' ' || c == '\t')) return true;
+    after_lf_ = c == '\n';
+  }
+  return false;
 }
 
 // --- parser callbacks --------------------------------------------------------------

@@ -75,6 +75,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void drop_upstream();
   bool want_keep_alive() const;
   void update_read_state();
+  bool has_obs_fold(std::string_view bytes);
 
   // UpstreamUser
   void on_upstream_ready() override;
@@ -146,6 +147,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   bool chunk_response_ = false;   // we re-frame the response body as chunked
   bool close_after_response_ = false;
   int reject_status_ = 0;         // set by a parser callback to fail the request
+  bool after_lf_ = false;         // the last head byte seen was LF (obs-fold check)
 };
 
 }  // namespace sluice::proxy

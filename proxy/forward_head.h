@@ -48,7 +48,11 @@ namespace sluice::proxy {
 //
 // `target` is parse_target(head.target_view()), `normalized_path` the
 // normalised path of an origin- or absolute-form target.
-void build_forward_head(const RequestHead& head, const TargetParts& target,
+//
+// Returns false (and `out` holds garbage) when the request cannot be
+// forwarded: its Connection headers list more than ConnectionTokens::kMax
+// distinct names. The caller answers 400.
+bool build_forward_head(const RequestHead& head, const TargetParts& target,
                         std::string_view normalized_path, const config::Route& route,
                         std::string& out);
 

@@ -3,6 +3,7 @@
 // bytes: no allocation, no locale (every comparison is ASCII).
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <optional>
 #include <string_view>
@@ -50,8 +51,24 @@ void for_each_list_token(std::string_view value, Fn&& fn) {
 bool list_has_token(std::string_view value, std::string_view token);
 
 // Whether `name` is listed in any of the request's Connection header lines
-// (case-insensitive), i.e. the client declared it hop-by-hop.
+// (case-insensitive), i.e. the client declared it hop-by-hop. O(headers):
+// to test every header of a request, use ConnectionTokens instead.
 bool connection_lists(const RequestHead& head, std::string_view name);
+
+// The tokens of all of a request's Connection header lines, collected once
+// (views into the head) so that checking each header is O(tokens), not
+// O(headers): a head of thousands of tiny fields must not cost quadratic
+// time. Bounded: no real client lists more than a handful of options.
+struct ConnectionTokens {
+  static constexpr size_t kMax = 32;
+  std::array<std::string_view, kMax> tokens{};
+  size_t count = 0;
+
+  // False when the request lists more than kMax tokens (the caller answers
+  // 400 rather than half-honour the list).
+  bool collect(const RequestHead& head);
+  bool contains(std::string_view name) const;  // case-insensitive
+};
 
 // A WebSocket handshake the proxy passes through: llhttp saw an upgrade
 // (head.upgrade) and an Upgrade header lists "websocket" (case-insensitive).

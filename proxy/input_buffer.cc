@@ -1,28 +1,23 @@
 #include "proxy/input_buffer.h"
 
 #include <cstring>
-#include <vector>
+
+#include "core/free_list.h"
 
 namespace sluice::proxy {
 
 namespace {
+struct Block {
+  char bytes[InputBuffer::kBlockSize];
+};
 // Loop thread only (every connection lives on the loop), so no lock.
-std::vector<char*>& free_blocks() {
-  static std::vector<char*> blocks;
-  return blocks;
-}
-constexpr size_t kMaxFreeBlocks = 4096;  // 64 MiB of cached blocks at most
+// At most 64 MiB of spare blocks.
+thread_local FreeList<Block, 4096> free_blocks;
 }  // namespace
 
 uv_buf_t InputBuffer::writable() {
   if (data_ == nullptr) {
-    auto& blocks = free_blocks();
-    if (blocks.empty()) {
-      data_ = new char[kBlockSize];
-    } else {
-      data_ = blocks.back();
-      blocks.pop_back();
-    }
+    data_ = free_blocks.take()->bytes;
     begin_ = end_ = 0;
   }
   if (begin_ > 0 && (end_ == kBlockSize || begin_ >= kBlockSize / 2)) {
@@ -40,9 +35,7 @@ void InputBuffer::consume(size_t n) {
 
 void InputBuffer::release() {
   if (data_ == nullptr) return;
-  auto& blocks = free_blocks();
-  if (blocks.size() < kMaxFreeBlocks) blocks.push_back(data_);
-  else delete[] data_;
+  free_blocks.give(reinterpret_cast<Block*>(data_));
   data_ = nullptr;
   begin_ = end_ = 0;
 }

@@ -1,6 +1,6 @@
 #include "proxy/stream_writer.h"
 
-#include <vector>
+#include "core/free_list.h"
 
 namespace sluice::proxy {
 
@@ -12,11 +12,7 @@ struct StreamWriter::Req {
 
 namespace {
 // Loop thread only. Requests keep their string's capacity across uses.
-std::vector<void*>& free_reqs() {
-  static std::vector<void*> reqs;
-  return reqs;
-}
-constexpr size_t kMaxFreeReqs = 1024;
+thread_local FreeList<StreamWriter::Req, 1024> free_reqs;
 }  // namespace
 
 int StreamWriter::write(uv_stream_t* stream, const uv_buf_t* bufs, unsigned nbufs) {
@@ -32,14 +28,7 @@ int StreamWriter::write(uv_stream_t* stream, const uv_buf_t* bufs, unsigned nbuf
     if (written == total) return 0;
   }
 
-  Req* r;
-  auto& pool = free_reqs();
-  if (pool.empty()) {
-    r = new Req;
-  } else {
-    r = static_cast<Req*>(pool.back());
-    pool.pop_back();
-  }
+  Req* r = free_reqs.take();
   r->writer = this;
   r->bytes.clear();
   r->bytes.reserve(total - written);
@@ -67,12 +56,8 @@ void StreamWriter::on_written(uv_write_t* req, int status) {
   Req* r = reinterpret_cast<Req*>(req);
   StreamWriter* w = r->writer;
   w->queued_ -= r->bytes.size();
-  auto& pool = free_reqs();
-  if (pool.size() < kMaxFreeReqs && r->bytes.capacity() <= 256 * 1024) {
-    pool.push_back(r);
-  } else {
-    delete r;
-  }
+  if (r->bytes.capacity() <= 256 * 1024) free_reqs.give(r);
+  else delete r;
   w->done_(w->owner_, status);
 }
 

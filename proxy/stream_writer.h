@@ -29,8 +29,9 @@ class StreamWriter {
   // Bytes accepted by write() that the kernel has not taken yet.
   size_t queued() const { return queued_; }
 
+  struct Req;  // a queued write and its bytes (defined in the .cc)
+
  private:
-  struct Req;
   static void on_written(uv_write_t* req, int status);
 
   void* owner_;

@@ -1,0 +1,193 @@
+// The typed, validated configuration. A Config is built once by load() and
+// never changed afterwards: the daemon holds it through ConfigPtr so a reload
+// can swap in a new snapshot while requests keep the one they started with.
+//
+// Every default lives here, in the member initialisers; docs/configuration.md
+// repeats them and tests/unit/config/docs_test.cc checks the two agree.
+#pragma once
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace re2 {
+class RE2;
+}
+
+namespace sluice::config {
+
+using Duration = std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+inline constexpr uint64_t KiB = 1024;
+inline constexpr uint64_t MiB = 1024 * KiB;
+
+// A host:port, already resolved to a socket address when loaded.
+struct SocketAddress {
+  std::string text;  // as written in the file, e.g. "[::1]:8080"
+  std::string host;  // without brackets
+  uint16_t port = 0;
+  sockaddr_storage sockaddr{};
+  socklen_t sockaddr_len = 0;
+
+  // "::" because the member `sockaddr` above hides the type's name here.
+  const ::sockaddr* sa() const { return reinterpret_cast<const ::sockaddr*>(&sockaddr); }
+  // Same resolved address (and port), whatever the spelling.
+  bool same_endpoint(const SocketAddress& other) const;
+};
+
+using HeaderList = std::vector<std::pair<std::string, std::string>>;  // ordered
+
+struct HeaderEdits {
+  HeaderList set;                   // replaces every existing value of the name
+  std::vector<std::string> remove;  // case-insensitive names
+
+  bool empty() const { return set.empty() && remove.empty(); }
+};
+
+struct ListenerTimeouts {
+  Duration header = 10s;  // from the first byte of a request to its complete head
+  Duration body = 60s;    // between two reads of a request body
+  Duration idle = 75s;    // keep-alive wait for the next request
+  Duration send = 60s;    // between two successful writes to the client
+};
+
+struct ListenerLimits {
+  uint64_t max_header_bytes = 16 * KiB;
+  uint64_t max_body_bytes = 10 * MiB;
+};
+
+struct Listener {
+  std::string name;
+  SocketAddress listen;
+  uint32_t max_connections = 10000;
+  ListenerTimeouts timeouts;
+  ListenerLimits limits;
+};
+
+enum class PathMatch : uint8_t { Any, Exact, Prefix, Regex };
+
+struct RouteMatch {
+  // Host: empty = any; "*.example.com" matches any subdomain (not the apex).
+  std::string host;
+  PathMatch path_kind = PathMatch::Any;
+  std::string path;                         // the pattern as written
+  std::shared_ptr<const re2::RE2> path_regex;  // compiled when path_kind == Regex
+  std::vector<std::string> methods;         // empty = any
+  HeaderList headers;                       // exact value match, names case-insensitive
+};
+
+struct Rewrite {
+  std::string strip_prefix;
+  std::string add_prefix;
+
+  bool empty() const { return strip_prefix.empty() && add_prefix.empty(); }
+};
+
+struct Respond {
+  uint16_t status = 200;
+  std::string body;
+  HeaderList headers;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;
+  // Exactly one of these two is set.
+  std::optional<size_t> upstream;  // index into Config::upstreams
+  std::optional<Respond> respond;
+  Rewrite rewrite;
+  HeaderEdits request_headers;
+  HeaderEdits response_headers;
+};
+
+struct Server {
+  SocketAddress address;
+  uint32_t weight = 1;
+  // The app's thread-pool size; 0 = no cap.
+  uint32_t max_concurrent = 0;
+};
+
+enum class Balance : uint8_t { RoundRobin, LeastConnections };
+
+struct Queue {
+  uint32_t max_length = 1000;
+  Duration timeout = 5s;
+};
+
+struct Keepalive {
+  uint32_t max_idle = 32;
+  Duration idle_timeout = 60s;
+};
+
+struct UpstreamTimeouts {
+  Duration connect = 2s;
+  Duration response = 30s;
+};
+
+struct Retries {
+  uint32_t attempts = 1;  // further tries after the first
+};
+
+struct HealthCheck {
+  std::string path = "/health";
+  Duration interval = 2s;
+  Duration timeout = 1s;
+  uint32_t healthy_after = 2;
+  uint32_t unhealthy_after = 3;
+};
+
+struct Upstream {
+  std::string name;
+  std::vector<Server> servers;
+  Balance balance = Balance::RoundRobin;
+  Queue queue;
+  Keepalive keepalive;
+  UpstreamTimeouts timeouts;
+  Retries retries;
+  std::optional<HealthCheck> health_check;  // absent = no active checks
+};
+
+struct Admin {
+  std::optional<SocketAddress> listen;  // absent = no admin listener
+};
+
+enum class LogLevel : uint8_t { Trace, Debug, Info, Warn, Error };
+enum class AccessLogFormat : uint8_t { Combined, Json };
+
+struct AccessLog {
+  std::string path = "stdout";  // "stdout", "off", or a file path
+  AccessLogFormat format = AccessLogFormat::Combined;
+};
+
+struct Logging {
+  LogLevel level = LogLevel::Info;
+  AccessLog access_log;
+};
+
+struct Config {
+  std::string source;  // the file it was loaded from
+  uint32_t workers = 0;  // resolved: never 0 after load (default: CPU count)
+  std::vector<Listener> listeners;
+  std::vector<Route> routes;
+  std::vector<Upstream> upstreams;  // file order
+  Admin admin;
+  Logging logging;
+
+  const Upstream* find_upstream(std::string_view name) const;
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+std::string_view to_string(Balance);
+std::string_view to_string(LogLevel);
+std::string_view to_string(AccessLogFormat);
+
+}  // namespace sluice::config

@@ -1,0 +1,42 @@
+#include "config/load_internal.h"
+
+namespace sluice::config {
+namespace {
+
+void load_timeouts(const MapReader& timeouts, ListenerTimeouts& out) {
+  timeouts.read("header", out.header, positive_duration());
+  timeouts.read("body", out.body, positive_duration());
+  timeouts.read("idle", out.idle, positive_duration());
+  timeouts.read("send", out.send, positive_duration());
+}
+
+void load_limits(const MapReader& limits, ListenerLimits& out) {
+  // Below 1KiB even a plain browser request does not fit; above 1MiB a
+  // head is an attack, not a request.
+  limits.read("max_header_bytes", out.max_header_bytes, size_between(1 * KiB, 1 * MiB));
+  limits.read("max_body_bytes", out.max_body_bytes, any_size());
+}
+
+}  // namespace
+
+void load_listeners(LoadState& state, const Field& field) {
+  Diagnostics& diag = state.diag;
+  std::vector<Field> items = sequence_items(diag, field);
+  if (items.empty() && (field.node.IsNull() || field.node.IsSequence()))
+    field.error(diag, "at least one listener is required");
+
+  UniqueNames names("listener name");
+  for (const Field& item : items) {
+    Listener listener;
+    MapReader reader(diag, item, {"name", "listen", "max_connections", "timeouts", "limits"});
+    if (reader.require("name", listener.name, name())) names.add(diag, listener.name, *reader.get("name"), item.path);
+    if (reader.require("listen", listener.listen, address()))
+      state.listen_addresses.push_back(AddressUse{listener.listen, *reader.get("listen"), item.path});
+    reader.read("max_connections", listener.max_connections, integer<uint32_t>(1, 1'000'000));
+    load_timeouts(reader.child("timeouts", {"header", "body", "idle", "send"}), listener.timeouts);
+    load_limits(reader.child("limits", {"max_header_bytes", "max_body_bytes"}), listener.limits);
+    state.config.listeners.push_back(std::move(listener));
+  }
+}
+
+}  // namespace sluice::config
