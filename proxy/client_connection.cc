@@ -47,18 +47,26 @@ ClientConnection::ClientConnection(Server& server, ConnId id, uint32_t gen, conf
   tcp_.data = this;
   timer_.data = this;
 
-  llhttp_settings_init(&settings_);
-  settings_.on_message_begin = &ClientConnection::on_message_begin;
-  settings_.on_method = &ClientConnection::on_method;
-  settings_.on_url = &ClientConnection::on_url;
-  settings_.on_header_field = &ClientConnection::on_header_field;
-  settings_.on_header_value = &ClientConnection::on_header_value;
-  settings_.on_headers_complete = &ClientConnection::on_headers_complete;
-  settings_.on_body = &ClientConnection::on_body;
-  settings_.on_message_complete = &ClientConnection::on_message_complete;
   // Strict mode: no lenient flag is ever set on this parser.
-  llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+  llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
   parser_.data = this;
+}
+
+// One table for every connection: llhttp only reads it.
+const llhttp_settings_t& ClientConnection::parser_settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_method = &ClientConnection::on_method;
+    s.on_url = &ClientConnection::on_url;
+    s.on_header_field = &ClientConnection::on_header_field;
+    s.on_header_value = &ClientConnection::on_header_value;
+    s.on_headers_complete = &ClientConnection::on_headers_complete;
+    s.on_body = &ClientConnection::on_body;
+    s.on_message_complete = &ClientConnection::on_message_complete;
+    return s;
+  }();
+  return settings;
 }
 
 ClientConnection::~ClientConnection() = default;
@@ -272,8 +280,6 @@ bool ClientConnection::has_obs_fold(std::string_view bytes) {
 }
 
 // --- parser callbacks --------------------------------------------------------------
-
-int ClientConnection::on_message_begin(llhttp_t*) { return 0; }
 
 int ClientConnection::on_method(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);

@@ -94,7 +94,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   static void on_closed(uv_handle_t* h);
   static void on_written(void* self, int status);
 
-  static int on_message_begin(llhttp_t* p);
+  static const llhttp_settings_t& parser_settings();
   static int on_method(llhttp_t* p, const char* at, size_t len);
   static int on_url(llhttp_t* p, const char* at, size_t len);
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
@@ -119,7 +119,6 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   bool peer_eof_ = false;   // the client shut down its side
 
   llhttp_t parser_{};
-  llhttp_settings_t settings_{};
   InputBuffer in_;
   StreamWriter writer_;
   std::string out_;  // reused for every head we write

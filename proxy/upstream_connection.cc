@@ -33,15 +33,24 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, size
   timer_.data = this;
   connect_req_.data = this;
 
-  llhttp_settings_init(&settings_);
-  settings_.on_status = &UpstreamConnection::on_status;
-  settings_.on_header_field = &UpstreamConnection::on_header_field;
-  settings_.on_header_value = &UpstreamConnection::on_header_value;
-  settings_.on_headers_complete = &UpstreamConnection::on_headers_complete;
-  settings_.on_body = &UpstreamConnection::on_body;
-  settings_.on_message_complete = &UpstreamConnection::on_message_complete;
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
+  llhttp_init(&parser_, HTTP_RESPONSE, &parser_settings());
   parser_.data = this;
+}
+
+// One table for every connection: llhttp only reads it.
+const llhttp_settings_t& UpstreamConnection::parser_settings() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_status = &UpstreamConnection::on_status;
+    s.on_header_field = &UpstreamConnection::on_header_field;
+    s.on_header_value = &UpstreamConnection::on_header_value;
+    s.on_headers_complete = &UpstreamConnection::on_headers_complete;
+    s.on_body = &UpstreamConnection::on_body;
+    s.on_message_complete = &UpstreamConnection::on_message_complete;
+    return s;
+  }();
+  return settings;
 }
 
 UpstreamConnection* UpstreamConnection::connect(uv_loop_t* loop, UpstreamPool* pool,
@@ -89,7 +98,7 @@ void UpstreamConnection::begin_request(bool head_request) {
   response_bytes_ = 0;
   in_value_ = false;
   head_.clear();
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings_);
+  llhttp_init(&parser_, HTTP_RESPONSE, &parser_settings());
   parser_.data = this;
   arm_timer(pool_->config().timeouts.response);
 }

@@ -101,6 +101,7 @@ class UpstreamConnection {
   static void on_written(void* self, int status);
 
   // llhttp callbacks (response parser).
+  static const llhttp_settings_t& parser_settings();
   static int on_status(llhttp_t* p, const char* at, size_t len);
   static int on_header_field(llhttp_t* p, const char* at, size_t len);
   static int on_header_value(llhttp_t* p, const char* at, size_t len);
@@ -119,7 +120,6 @@ class UpstreamConnection {
   State state_ = State::Connecting;
 
   llhttp_t parser_{};
-  llhttp_settings_t settings_{};
   ResponseHead head_;
   bool in_value_ = false;
   bool head_request_ = false;

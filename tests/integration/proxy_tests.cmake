@@ -1,0 +1,23 @@
+# Integration tests of the HTTP/1.1 data path: the real sluice binary in
+# front of real sluice-backend processes on 127.0.0.1 (ephemeral ports).
+# One ctest per theme, so `ctest -j2` runs themes in parallel.
+add_executable(proxy_integration_tests
+  proxy_fixture.cc
+  proxy_client_side_test.cc
+  proxy_routing_test.cc
+  proxy_upstream_test.cc
+  proxy_semantics_test.cc
+  proxy_errors_test.cc
+  proxy_retries_queue_test.cc
+  proxy_shutdown_test.cc)
+target_link_libraries(proxy_integration_tests PRIVATE sluice_test_support Catch2::Catch2 catch_main)
+target_compile_definitions(proxy_integration_tests PRIVATE
+  SLUICE_BINARY="$<TARGET_FILE:sluice>"
+  SLUICE_BACKEND_BINARY="$<TARGET_FILE:sluice-backend>"
+  SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}")
+add_dependencies(proxy_integration_tests sluice sluice-backend)
+
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown)
+  add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
+  set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
+endforeach()
