@@ -3,9 +3,11 @@
 // (which also runs DNS and file I/O, and would let one starve the other).
 //
 // Jobs and results are plain values: a worker never sees a libuv type or a
-// connection. Results come back to the loop through one uv_async_t; libuv
-// coalesces wake-ups, and the loop callback drains every ready result, so a
-// burst of N jobs costs far fewer than N wake-ups.
+// connection. Both directions are batched, because a thread wake-up costs
+// more than routing a request: jobs submitted during one loop iteration are
+// handed over under one lock with one notify (from a uv_check_t, after the
+// iteration's I/O), a worker takes a batch at a time, and results come back
+// through one uv_async_t whose callback drains every ready result.
 #pragma once
 
 #include <uv.h>
@@ -53,6 +55,12 @@ class WorkerPool {
     if (!wake) return unexpected("worker pool: " + wake.error());
     pool->wake_ = std::move(wake).value();
     pool->wake_->data = pool.get();
+    auto flush = UvHandle<uv_check_t>::create(uv_check_init, loop);
+    if (!flush) return unexpected("worker pool: " + flush.error());
+    pool->flush_ = std::move(flush).value();
+    pool->flush_->data = pool.get();
+    uv_check_start(pool->flush_.get(), &WorkerPool::on_flush);
+    uv_unref(pool->flush_.handle());  // it must not keep the loop alive
     pool->start();
     return pool;
   }
@@ -62,35 +70,54 @@ class WorkerPool {
   ~WorkerPool() { stop(); }
 
   // Loop thread. Returns false, leaving `job` untouched, when the queue is
-  // full (the caller sheds the request) or the pool is stopping.
+  // full (the caller sheds the request) or the pool is stopping. The job
+  // reaches a worker at the end of this loop iteration.
   bool try_submit(Job& job) {
+    if (stopped_ || pending_.size() + queued_estimate_ >= opts_.queue_capacity) {
+      ++stats_.rejected;
+      return false;
+    }
+    pending_.push_back(std::move(job));
+    ++stats_.submitted;
+    return true;
+  }
+
+  // Loop thread. Hands the jobs submitted so far to the workers now rather
+  // than at the end of the iteration (tests, shutdown).
+  void flush() {
+    if (pending_.empty()) return;
+    size_t n = pending_.size();
     {
       std::lock_guard lock(jobs_mu_);
-      if (stopping_ || jobs_count_ == jobs_.size()) {
-        ++stats_.rejected;
-        return false;
+      for (auto& job : pending_) {
+        jobs_[(jobs_head_ + jobs_count_) % jobs_.size()] = std::move(job);
+        ++jobs_count_;
       }
-      jobs_[(jobs_head_ + jobs_count_) % jobs_.size()] = std::move(job);
-      ++jobs_count_;
+      queued_estimate_ = jobs_count_;
     }
-    ++stats_.submitted;
-    jobs_cv_.notify_one();
-    return true;
+    pending_.clear();
+    // One sleeper is enough for a small batch; it wakes another if more is
+    // left after taking its share.
+    if (n > kBatch) jobs_cv_.notify_all();
+    else jobs_cv_.notify_one();
   }
 
   // Loop thread. Joins the workers; jobs not started and results not yet
   // delivered are dropped. Called once the daemon has drained its requests,
   // so the join waits at most for jobs already running.
   void stop() {
+    if (stopped_) return;
+    stopped_ = true;
     {
       std::lock_guard lock(jobs_mu_);
-      if (stopping_ && threads_.empty()) return;
       stopping_ = true;
     }
     jobs_cv_.notify_all();
     for (auto& t : threads_) t.join();
     threads_.clear();
+    pending_.clear();
     wake_.close();
+    flush_.close();
   }
 
   // Loop thread.
@@ -103,6 +130,7 @@ class WorkerPool {
     if (opts_.threads == 0) opts_.threads = 1;
     if (opts_.queue_capacity == 0) opts_.queue_capacity = 1;
     jobs_.resize(opts_.queue_capacity);
+    pending_.reserve(opts_.queue_capacity);
   }
 
   void start() {
@@ -111,27 +139,40 @@ class WorkerPool {
   }
 
   void run() {
+    std::vector<Job> batch;
+    std::vector<Out> outs;
+    batch.reserve(kBatch);
+    outs.reserve(kBatch);
     for (;;) {
-      Job job;
       {
         std::unique_lock lock(jobs_mu_);
         jobs_cv_.wait(lock, [this] { return stopping_ || jobs_count_ > 0; });
         if (stopping_) return;
-        job = std::move(jobs_[jobs_head_]);
-        jobs_head_ = (jobs_head_ + 1) % jobs_.size();
-        --jobs_count_;
+        while (jobs_count_ > 0 && batch.size() < kBatch) {
+          batch.push_back(std::move(jobs_[jobs_head_]));
+          jobs_head_ = (jobs_head_ + 1) % jobs_.size();
+          --jobs_count_;
+        }
+        if (jobs_count_ > 0) jobs_cv_.notify_one();  // more than one batch: share it
       }
-      Out out = work_(job);
+      for (auto& job : batch) outs.push_back(work_(job));
+      batch.clear();
       bool was_empty;
       {
         std::lock_guard lock(ready_mu_);
         was_empty = ready_.empty();
-        ready_.push_back(std::move(out));
+        for (auto& out : outs) ready_.push_back(std::move(out));
       }
+      outs.clear();
       // A non-empty list already has a wake-up on its way that will drain
-      // this result too.
+      // these results too.
       if (was_empty) uv_async_send(wake_.get());
     }
+  }
+
+  static void on_flush(uv_check_t* h) {
+    auto* self = static_cast<WorkerPool*>(h->data);
+    if (self != nullptr) self->flush();
   }
 
   static void on_wake(uv_async_t* h) {
@@ -148,6 +189,8 @@ class WorkerPool {
     // clear() keeps the capacity: steady state allocates nothing here.
     self->draining_.clear();
   }
+
+  static constexpr size_t kBatch = 32;  // jobs a worker takes at once
 
   Options opts_;
   Work work_;
@@ -166,6 +209,12 @@ class WorkerPool {
   std::vector<Out> ready_;
 
   // Loop thread only.
+  std::vector<Job> pending_;    // submitted this iteration, not yet handed over
+  // jobs_count_ right after the last hand-over: never below the real count
+  // (workers only take jobs), so admission against it cannot overflow the ring.
+  size_t queued_estimate_ = 0;
+  bool stopped_ = false;
+  UvHandle<uv_check_t> flush_;
   std::vector<Out> draining_;
   WorkerPoolStats stats_;
   UvHandle<uv_async_t> wake_;

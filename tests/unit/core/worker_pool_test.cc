@@ -95,7 +95,7 @@ TEST_CASE_METHOD(test::LoopFixture, "worker pool: a full queue rejects and keeps
 
   Job first{1, 0};
   REQUIRE((*pool)->try_submit(first));
-  while (started.load() == 0) std::this_thread::yield();  // the thread holds job 1
+  REQUIRE(run_until([&] { return started.load() > 0; }));  // the thread holds job 1
   Job a{2, 0}, b{3, 0}, c{4, 0};
   REQUIRE((*pool)->try_submit(a));
   REQUIRE((*pool)->try_submit(b));
@@ -105,6 +105,25 @@ TEST_CASE_METHOD(test::LoopFixture, "worker pool: a full queue rejects and keeps
 
   release = true;
   REQUIRE(run_until([&] { return got == 3; }));
+  (*pool)->stop();
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "worker pool: jobs of one loop iteration go over together",
+                 "[worker_pool]") {
+  size_t got = 0;
+  auto pool = Pool::create(loop(), {.threads = 2, .queue_capacity = 64}, square,
+                           [&](Out&&) { ++got; });
+  REQUIRE(pool.ok());
+  for (uint64_t i = 0; i < 10; ++i) {
+    Job j{i, i};
+    REQUIRE((*pool)->try_submit(j));
+  }
+  // Nothing has left the loop thread yet: the hand-over happens after the
+  // iteration's I/O, so ten submissions cost one lock and one notify.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  uv_run(loop(), UV_RUN_NOWAIT);  // check phase: hand-over
+  REQUIRE(run_until([&] { return got == 10; }));
+  CHECK((*pool)->stats().delivered == 10);
   (*pool)->stop();
 }
 
