@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
@@ -73,7 +74,8 @@ class WorkerPool {
   // full (the caller sheds the request) or the pool is stopping. The job
   // reaches a worker at the end of this loop iteration.
   bool try_submit(Job& job) {
-    if (stopped_ || pending_.size() + queued_estimate_ >= opts_.queue_capacity) {
+    if (stopped_ ||
+        pending_.size() + in_ring_.load(std::memory_order_relaxed) >= opts_.queue_capacity) {
       ++stats_.rejected;
       return false;
     }
@@ -93,7 +95,7 @@ class WorkerPool {
         jobs_[(jobs_head_ + jobs_count_) % jobs_.size()] = std::move(job);
         ++jobs_count_;
       }
-      queued_estimate_ = jobs_count_;
+      in_ring_.store(jobs_count_, std::memory_order_relaxed);
     }
     pending_.clear();
     // One sleeper is enough for a small batch; it wakes another if more is
@@ -153,6 +155,7 @@ class WorkerPool {
           jobs_head_ = (jobs_head_ + 1) % jobs_.size();
           --jobs_count_;
         }
+        in_ring_.store(jobs_count_, std::memory_order_relaxed);
         if (jobs_count_ > 0) jobs_cv_.notify_one();  // more than one batch: share it
       }
       for (auto& job : batch) outs.push_back(work_(job));
@@ -203,6 +206,10 @@ class WorkerPool {
   size_t jobs_head_ = 0;
   size_t jobs_count_ = 0;
   bool stopping_ = false;
+  // jobs_count_ for the loop's admission check without taking the lock. A
+  // stale value is never below the real count (only the loop adds jobs), so
+  // admission against it cannot overflow the ring.
+  std::atomic<size_t> in_ring_{0};
 
   // Guarded by ready_mu_.
   std::mutex ready_mu_;
@@ -210,9 +217,7 @@ class WorkerPool {
 
   // Loop thread only.
   std::vector<Job> pending_;    // submitted this iteration, not yet handed over
-  // jobs_count_ right after the last hand-over: never below the real count
-  // (workers only take jobs), so admission against it cannot overflow the ring.
-  size_t queued_estimate_ = 0;
+
   bool stopped_ = false;
   UvHandle<uv_check_t> flush_;
   std::vector<Out> draining_;

@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "core/free_list.h"
 #include "proxy/http_util.h"
 #include "proxy/response_builder.h"
 #include "proxy/server.h"
@@ -36,20 +37,36 @@ int status_for(llhttp_errno_t err) {
   }
 }
 
+// Loop thread only.
+thread_local FreeList<Exchange, 4096> free_exchanges;
+
 }  // namespace
+
+void Exchange::reset() {
+  head.clear();
+  upstream_head.clear();
+  out.clear();
+  cfg.reset();
+  route = nullptr;
+  pool = nullptr;
+  upstream = nullptr;
+  server_index = 0;
+  tried = 0;
+  head_bytes = body_bytes = 0;
+  attempts_left = 0;
+  reject_status = 0;
+  slot_held = in_value = after_lf = head_seen = request_done = body_flowing = false;
+  expect_continue = response_started = response_done = chunk_response = false;
+  close_after_response = false;
+}
 
 ClientConnection::ClientConnection(Server& server, ConnId id, uint32_t gen, config::ConfigPtr cfg,
                                    const config::Listener& listener)
     : server_(server), id_(id), gen_(gen), conn_cfg_(std::move(cfg)), listener_(listener),
       writer_(this, &ClientConnection::on_written) {
   uv_tcp_init(server_.loop(), &tcp_);
-  uv_timer_init(server_.loop(), &timer_);
   tcp_.data = this;
-  timer_.data = this;
-
-  // Strict mode: no lenient flag is ever set on this parser.
-  llhttp_init(&parser_, HTTP_REQUEST, &parser_settings());
-  parser_.data = this;
+  timer_.owner = this;
 }
 
 // One table for every connection: llhttp only reads it.
@@ -69,7 +86,21 @@ const llhttp_settings_t& ClientConnection::parser_settings() {
   return settings;
 }
 
-ClientConnection::~ClientConnection() = default;
+ClientConnection::~ClientConnection() { release_exchange(); }
+
+void ClientConnection::take_exchange() {
+  if (x_ == nullptr) {
+    x_ = free_exchanges.take();
+    x_->reset();
+  }
+}
+
+void ClientConnection::release_exchange() {
+  if (x_ == nullptr) return;
+  x_->cfg.reset();  // a cached exchange must not pin an old config
+  free_exchanges.give(x_);
+  x_ = nullptr;
+}
 
 bool ClientConnection::accept(uv_stream_t* listener) {
   int rc = uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_));
@@ -107,9 +138,9 @@ void ClientConnection::arm_timer() {
   switch (state_) {
     case ClientState::Idle: d = t.idle; break;
     case ClientState::ReadingHead: d = t.header; break;
-    case ClientState::Queued: d = pool_ ? pool_->config().queue.timeout : t.header; break;
+    case ClientState::Queued: d = x_->pool->config().queue.timeout; break;
     case ClientState::Proxying:
-      if (!request_done_ && body_flowing_) d = t.body;
+      if (!x_->request_done && x_->body_flowing) d = t.body;
       else if (writer_.queued() > 0) d = t.send;
       break;
     case ClientState::Draining: d = t.send; break;
@@ -118,24 +149,20 @@ void ClientConnection::arm_timer() {
     case ClientState::Tunnel:
     case ClientState::Closing: break;
   }
-  if (d.count() > 0) {
-    uv_timer_start(&timer_, &ClientConnection::on_timer, static_cast<uint64_t>(d.count()), 0);
-  } else {
-    uv_timer_stop(&timer_);
-  }
+  server_.timers().arm(timer_, d);  // zero disarms
 }
 
-void ClientConnection::on_timer(uv_timer_t* t) {
-  auto* self = static_cast<ClientConnection*>(t->data);
+void ClientConnection::on_timeout(DeadlineNode* node) {
+  auto* self = static_cast<ClientConnection*>(node->owner);
   switch (self->state_) {
     case ClientState::Idle: self->close(); break;
     case ClientState::ReadingHead: self->reject(408); break;
     case ClientState::Queued:
-      self->pool_->dequeue(self);
+      self->x_->pool->dequeue(self);
       self->send_local(503, "upstream busy\n", nullptr, false, 1);
       break;
     case ClientState::Proxying:
-      if (!self->response_started_ && !self->request_done_) {
+      if (!self->x_->response_started && !self->x_->request_done) {
         self->drop_upstream();
         self->reject(408);
       } else {
@@ -152,8 +179,8 @@ void ClientConnection::update_read_state() {
   if (state_ == ClientState::Closing || peer_eof_) return;
   // Read while there is room; a paused parser with a full buffer waits.
   bool want = !in_.full();
-  if (state_ == ClientState::Proxying && body_flowing_ && upstream_ != nullptr &&
-      upstream_->write_queued() > kHighWater) {
+  if (state_ == ClientState::Proxying && x_->body_flowing && x_->upstream != nullptr &&
+      x_->upstream->write_queued() > kHighWater) {
     want = false;  // the app is slower than the client: backpressure
   }
   if (state_ == ClientState::Draining) want = false;
@@ -174,13 +201,14 @@ void ClientConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
   if (nread < 0) {
     // A client that finished its request and half-closed still gets its
     // response; any other EOF or error means the client is gone.
-    bool request_in = self->request_done_ && (self->state_ == ClientState::Proxying ||
-                                              self->state_ == ClientState::Routing ||
-                                              self->state_ == ClientState::Queued ||
-                                              self->state_ == ClientState::Connecting);
+    bool request_in = (self->state_ == ClientState::Proxying ||
+                       self->state_ == ClientState::Routing ||
+                       self->state_ == ClientState::Queued ||
+                       self->state_ == ClientState::Connecting) &&
+                      self->x_->request_done;
     if (nread == UV_EOF && request_in) {
       self->peer_eof_ = true;
-      self->close_after_response_ = true;
+      self->x_->close_after_response = true;
       self->reading_ = false;
       uv_read_stop(s);
       return;
@@ -192,7 +220,7 @@ void ClientConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
   if (self->state_ == ClientState::Tunnel) {
     auto data = self->in_.readable();
     self->in_.consume(data.size());
-    if (self->upstream_ == nullptr || self->upstream_->send(data) != 0) {
+    if (self->x_->upstream == nullptr || self->x_->upstream->send(data) != 0) {
       self->close();
       return;
     }
@@ -204,15 +232,12 @@ void ClientConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
 }
 
 void ClientConnection::start_request_head() {
-  head_.clear();
-  head_bytes_ = body_bytes_ = 0;
-  in_value_ = head_seen_ = request_done_ = body_flowing_ = expect_continue_ = false;
-  response_started_ = response_done_ = chunk_response_ = close_after_response_ = false;
-  reject_status_ = 0;
-  after_lf_ = false;
-  route_ = nullptr;
-  req_cfg_.reset();
-  tried_ = 0;
+  take_exchange();
+  x_->reset();
+  // A fresh parser per request: we only get here at a message boundary.
+  // Strict mode: no lenient flag is ever set.
+  llhttp_init(&x_->parser, HTTP_REQUEST, &parser_settings());
+  x_->parser.data = this;
   transition(ClientState::ReadingHead);
 }
 
@@ -220,24 +245,24 @@ void ClientConnection::start_request_head() {
 // them: the head while reading it, the body once it may flow upstream.
 void ClientConnection::process_input() {
   bool may_parse = state_ == ClientState::ReadingHead ||
-                   (state_ == ClientState::Proxying && body_flowing_ && !request_done_);
+                   (state_ == ClientState::Proxying && x_->body_flowing && !x_->request_done);
   if (may_parse && !in_.empty()) {
     auto data = in_.readable();
-    llhttp_errno_t err = llhttp_execute(&parser_, data.data(), data.size());
+    llhttp_errno_t err = llhttp_execute(&x_->parser, data.data(), data.size());
     if (state_ == ClientState::Closing) return;
     size_t used = data.size();
     if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-      used = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data.data());
+      used = static_cast<size_t>(llhttp_get_error_pos(&x_->parser) - data.data());
     }
     if (state_ == ClientState::ReadingHead) {
-      head_bytes_ += used;
-      if (has_obs_fold(data.substr(0, used))) reject_status_ = 400;
+      x_->head_bytes += used;
+      if (has_obs_fold(data.substr(0, used))) x_->reject_status = 400;
     }
     in_.consume(used);
-    if (reject_status_ != 0) {
-      int status = reject_status_;
-      reject_status_ = 0;
-      if (response_started_) close();
+    if (x_->reject_status != 0) {
+      int status = x_->reject_status;
+      x_->reject_status = 0;
+      if (x_->response_started) close();
       else {
         drop_upstream();
         reject(status);
@@ -245,23 +270,23 @@ void ClientConnection::process_input() {
       return;
     }
     if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
-      spdlog::debug("client {}: bad request: {}", head_.client_ip, llhttp_get_error_reason(&parser_));
-      if (response_started_) close();
+      spdlog::debug("client {}: bad request: {}", x_->head.client_ip, llhttp_get_error_reason(&x_->parser));
+      if (x_->response_started) close();
       else {
         drop_upstream();
         reject(status_for(err));
       }
       return;
     }
-    if (state_ == ClientState::ReadingHead && !head_seen_ &&
-        head_bytes_ > listener_.limits.max_header_bytes) {
+    if (state_ == ClientState::ReadingHead && !x_->head_seen &&
+        x_->head_bytes > listener_.limits.max_header_bytes) {
       reject(431);
       return;
     }
-    if (state_ == ClientState::ReadingHead && head_seen_) head_complete();
-    else if (state_ == ClientState::Proxying && request_done_ && upstream_ != nullptr) {
-      upstream_->request_sent();
-      if (response_done_) finish_exchange();
+    if (state_ == ClientState::ReadingHead && x_->head_seen) head_complete();
+    else if (state_ == ClientState::Proxying && x_->request_done && x_->upstream != nullptr) {
+      x_->upstream->request_sent();
+      if (x_->response_done) finish_exchange();
     }
     if (state_ == ClientState::Proxying) arm_timer();
   }
@@ -273,8 +298,8 @@ void ClientConnection::process_input() {
 // unfolds where the app would not is a smuggling vector: reject.
 bool ClientConnection::has_obs_fold(std::string_view bytes) {
   for (char c : bytes) {
-    if (after_lf_ && (c == ' ' || c == '\t')) return true;
-    after_lf_ = c == '\n';
+    if (x_->after_lf && (c == ' ' || c == '\t')) return true;
+    x_->after_lf = c == '\n';
   }
   return false;
 }
@@ -283,15 +308,15 @@ bool ClientConnection::has_obs_fold(std::string_view bytes) {
 
 int ClientConnection::on_method(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  append_span(self->head_.buf, self->head_.method, at, len);
+  append_span(self->x_->head.buf, self->x_->head.method, at, len);
   return 0;
 }
 
 int ClientConnection::on_url(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  append_span(self->head_.buf, self->head_.target, at, len);
-  if (self->head_.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->reject_status_ = 414;
+  append_span(self->x_->head.buf, self->x_->head.target, at, len);
+  if (self->x_->head.buf.size() > self->listener_.limits.max_header_bytes) {
+    self->x_->reject_status = 414;
     return -1;
   }
   return 0;
@@ -299,14 +324,14 @@ int ClientConnection::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int ClientConnection::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  auto& h = self->head_;
-  if (self->in_value_ || h.headers.empty()) {
+  auto& h = self->x_->head;
+  if (self->x_->in_value || h.headers.empty()) {
     h.headers.emplace_back();
-    self->in_value_ = false;
+    self->x_->in_value = false;
   }
   append_span(h.buf, h.headers.back().name, at, len);
   if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->reject_status_ = 431;
+    self->x_->reject_status = 431;
     return -1;
   }
   return 0;
@@ -314,12 +339,12 @@ int ClientConnection::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int ClientConnection::on_header_value(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  auto& h = self->head_;
+  auto& h = self->x_->head;
   if (h.headers.empty()) return -1;
-  self->in_value_ = true;
+  self->x_->in_value = true;
   append_span(h.buf, h.headers.back().value, at, len);
   if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->reject_status_ = 431;
+    self->x_->reject_status = 431;
     return -1;
   }
   return 0;
@@ -327,13 +352,13 @@ int ClientConnection::on_header_value(llhttp_t* p, const char* at, size_t len) {
 
 int ClientConnection::on_headers_complete(llhttp_t* p) {
   auto* self = self_of(p);
-  auto& h = self->head_;
+  auto& h = self->x_->head;
   if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->reject_status_ = 431;
+    self->x_->reject_status = 431;
     return -1;
   }
   if (p->method == HTTP_CONNECT) {
-    self->reject_status_ = 405;  // a reverse proxy opens no tunnels on request
+    self->x_->reject_status = 405;  // a reverse proxy opens no tunnels on request
     return -1;
   }
   h.http_major = p->http_major;
@@ -344,11 +369,11 @@ int ClientConnection::on_headers_complete(llhttp_t* p) {
   h.content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
   h.has_body = h.chunked || h.content_length > 0;
   if (!h.chunked && h.content_length > self->listener_.limits.max_body_bytes) {
-    self->reject_status_ = 413;
+    self->x_->reject_status = 413;
     return -1;
   }
-  self->expect_continue_ = h.has_body && iequals(h.header("expect"), "100-continue");
-  self->head_seen_ = true;
+  self->x_->expect_continue = h.has_body && iequals(h.header("expect"), "100-continue");
+  self->x_->head_seen = true;
   // With a body, stop here until an upstream is ready to take it; without
   // one, run on to message-complete (which pauses) so the request is whole.
   return h.has_body ? HPE_PAUSED : 0;
@@ -356,14 +381,14 @@ int ClientConnection::on_headers_complete(llhttp_t* p) {
 
 int ClientConnection::on_body(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
-  self->body_bytes_ += len;
-  if (self->body_bytes_ > self->listener_.limits.max_body_bytes) {
-    self->reject_status_ = 413;
+  self->x_->body_bytes += len;
+  if (self->x_->body_bytes > self->listener_.limits.max_body_bytes) {
+    self->x_->reject_status = 413;
     return -1;
   }
-  if (self->upstream_ == nullptr) return -1;
+  if (self->x_->upstream == nullptr) return -1;
   int rc;
-  if (self->head_.chunked) {
+  if (self->x_->head.chunked) {
     char size_line[24];
     auto [end, ec] = std::to_chars(size_line, size_line + 20, len, 16);
     (void)ec;
@@ -373,60 +398,60 @@ int ClientConnection::on_body(llhttp_t* p, const char* at, size_t len) {
         uv_buf_init(size_line, static_cast<unsigned>(end - size_line)),
         uv_buf_init(const_cast<char*>(at), static_cast<unsigned>(len)),
         uv_buf_init(const_cast<char*>("\r\n"), 2)};
-    rc = self->upstream_->send(bufs, 3);
+    rc = self->x_->upstream->send(bufs, 3);
   } else {
-    rc = self->upstream_->send(std::string_view(at, len));
+    rc = self->x_->upstream->send(std::string_view(at, len));
   }
   return rc == 0 ? 0 : -1;
 }
 
 int ClientConnection::on_message_complete(llhttp_t* p) {
   auto* self = self_of(p);
-  self->request_done_ = true;
-  if (self->head_.chunked && self->upstream_ != nullptr) {
+  self->x_->request_done = true;
+  if (self->x_->head.chunked && self->x_->upstream != nullptr) {
     // Trailers are not forwarded: the upstream head announced none.
-    if (self->upstream_->send("0\r\n\r\n") != 0) return -1;
+    if (self->x_->upstream->send("0\r\n\r\n") != 0) return -1;
   }
   // Upgrade requests end the HTTP stream; llhttp returns PAUSED_UPGRADE.
-  return self->head_.upgrade ? 0 : HPE_PAUSED;
+  return self->x_->head.upgrade ? 0 : HPE_PAUSED;
 }
 
 // --- routing -------------------------------------------------------------------------
 
 void ClientConnection::head_complete() {
-  if (head_bytes_ > listener_.limits.max_header_bytes) {
+  if (x_->head_bytes > listener_.limits.max_header_bytes) {
     reject(431);
     return;
   }
-  head_.client_ip = client_ip_;  // assign: reuses the string's capacity
-  head_.tls = false;
+  x_->head.client_ip = client_ip_;  // assign: reuses the string's capacity
+  x_->head.tls = false;
   RouteJob job;
   job.conn = id_;
   job.gen = gen_;
   job.cfg = server_.config();
-  job.head = std::move(head_);
-  job.upstream_head = std::move(upstream_head_);
+  job.head = std::move(x_->head);
+  job.upstream_head = std::move(x_->upstream_head);
   transition(ClientState::Routing);
   if (!server_.submit(job)) {
     // Workers saturated: shed cleanly rather than queue without bound.
-    head_ = std::move(job.head);
-    upstream_head_ = std::move(job.upstream_head);
+    x_->head = std::move(job.head);
+    x_->upstream_head = std::move(job.upstream_head);
     send_local(503, "overloaded\n", nullptr, true, 1);
   }
 }
 
 void ClientConnection::on_routed(RouteResult&& r) {
-  head_ = std::move(r.head);
-  upstream_head_ = std::move(r.upstream_head);
-  req_cfg_ = std::move(r.cfg);
-  route_ = r.route;
+  x_->head = std::move(r.head);
+  x_->upstream_head = std::move(r.upstream_head);
+  x_->cfg = std::move(r.cfg);
+  x_->route = r.route;
   if (state_ != ClientState::Routing) return;
   switch (r.outcome) {
     case RouteOutcome::BadRequest: reject(400); return;
-    case RouteOutcome::NotFound: send_local(404, "no route\n", nullptr, head_.has_body); return;
+    case RouteOutcome::NotFound: send_local(404, "no route\n", nullptr, x_->head.has_body); return;
     case RouteOutcome::Respond:
-      send_local(route_->respond->status, route_->respond->body, &route_->respond->headers,
-                 head_.has_body);  // an unread body cannot be skipped safely: close
+      send_local(x_->route->respond->status, x_->route->respond->body, &x_->route->respond->headers,
+                 x_->head.has_body);  // an unread body cannot be skipped safely: close
       return;
     case RouteOutcome::Forward: start_forward(); return;
   }
@@ -435,29 +460,29 @@ void ClientConnection::on_routed(RouteResult&& r) {
 // --- upstream ------------------------------------------------------------------------
 
 void ClientConnection::start_forward() {
-  const auto& up = req_cfg_->upstreams[*route_->upstream];
-  pool_ = server_.pool(up.name);
-  if (pool_ == nullptr) {
+  const auto& up = x_->cfg->upstreams[*x_->route->upstream];
+  x_->pool = server_.pool(up.name);
+  if (x_->pool == nullptr) {
     send_local(502, "no such upstream\n", nullptr, true);
     return;
   }
-  attempts_left_ = up.retries.attempts;
+  x_->attempts_left = up.retries.attempts;
   try_acquire();
 }
 
 void ClientConnection::try_acquire() {
-  auto server = pool_->acquire(tried_);
+  auto server = x_->pool->acquire(x_->tried);
   if (server) {
-    slot_held_ = true;
+    x_->slot_held = true;
     use_server(*server);
     return;
   }
-  if (tried_ != 0 || pool_->queue_full()) {
+  if (x_->tried != 0 || x_->pool->queue_full()) {
     // Every server tried, or the waiting room is full: shed, never pile on.
-    send_local(503, "upstream busy\n", nullptr, head_.has_body, 1);
+    send_local(503, "upstream busy\n", nullptr, x_->head.has_body, 1);
     return;
   }
-  pool_->enqueue(this);
+  x_->pool->enqueue(this);
   transition(ClientState::Queued);
 }
 
@@ -467,66 +492,66 @@ void ClientConnection::on_slot_available() {
 }
 
 void ClientConnection::use_server(size_t server) {
-  server_index_ = server;
-  tried_ |= TriedSet{1} << server;
-  response_started_ = response_done_ = false;
+  x_->server_index = server;
+  x_->tried |= TriedSet{1} << server;
+  x_->response_started = x_->response_done = false;
   transition(ClientState::Connecting);
-  if (UpstreamConnection* idle = pool_->take_idle(server)) {
-    upstream_ = idle;
+  if (UpstreamConnection* idle = x_->pool->take_idle(server)) {
+    x_->upstream = idle;
     idle->attach(this);
     on_upstream_ready();
     return;
   }
-  upstream_ = UpstreamConnection::connect(server_.loop(), pool_, server, this);
-  if (upstream_ == nullptr) retry_or_fail(UpstreamError::ConnectFailed);
+  x_->upstream = UpstreamConnection::connect(server_.loop(), x_->pool, server, this);
+  if (x_->upstream == nullptr) retry_or_fail(UpstreamError::ConnectFailed);
 }
 
 void ClientConnection::on_upstream_ready() {
   transition(ClientState::Proxying);
-  upstream_->begin_request(head_.method_view() == "HEAD");
-  if (upstream_->send(upstream_head_) != 0) return;  // the error event follows
-  if (!head_.has_body) {
-    upstream_->request_sent();
+  x_->upstream->begin_request(x_->head.method_view() == "HEAD");
+  if (x_->upstream->send(x_->upstream_head) != 0) return;  // the error event follows
+  if (!x_->head.has_body) {
+    x_->upstream->request_sent();
     update_read_state();
     return;
   }
-  body_flowing_ = true;
-  if (expect_continue_ && in_.empty()) write("HTTP/1.1 100 Continue\r\n\r\n");
-  llhttp_resume(&parser_);
+  x_->body_flowing = true;
+  if (x_->expect_continue && in_.empty()) write("HTTP/1.1 100 Continue\r\n\r\n");
+  llhttp_resume(&x_->parser);
   process_input();
 }
 
 void ClientConnection::on_upstream_head(ResponseHead& h) {
-  response_started_ = true;
-  const bool http10 = head_.http_major == 1 && head_.http_minor == 0;
+  x_->response_started = true;
+  const bool http10 = x_->head.http_major == 1 && x_->head.http_minor == 0;
   ClientHeadOptions opts;
-  opts.edits = &route_->response_headers;
+  opts.edits = &x_->route->response_headers;
   if (h.framing == BodyFraming::Chunked || h.framing == BodyFraming::UntilClose) {
     opts.framing = http10 ? ClientFraming::Close : ClientFraming::Chunked;
   }
-  chunk_response_ = opts.framing == ClientFraming::Chunked;
+  x_->chunk_response = opts.framing == ClientFraming::Chunked;
   bool keep = want_keep_alive() && opts.framing != ClientFraming::Close && h.status != 101 &&
-              !head_.upgrade;
-  if (!keep) close_after_response_ = true;
-  opts.close = close_after_response_ && h.status != 101;
+              !x_->head.upgrade;
+  if (!keep) x_->close_after_response = true;
+  opts.close = x_->close_after_response && h.status != 101;
   opts.keep_alive_10 = http10 && !opts.close;
-  out_.clear();
-  build_client_head(out_, h, opts);
-  write(out_);
+  x_->out.clear();
+  build_client_head(x_->out, h, opts);
+  write(x_->out);
   if (h.status == 101) {
     transition(ClientState::Tunnel);
-    if (!in_.empty() && upstream_ != nullptr) {
+    if (!in_.empty() && x_->upstream != nullptr) {
       // Bytes the client sent after its upgrade request, held until the 101.
       auto rest = in_.readable();
       in_.consume(rest.size());
-      upstream_->send(rest);
+      x_->upstream->send(rest);
     }
     update_read_state();
   }
 }
 
 void ClientConnection::on_upstream_body(const char* data, size_t len) {
-  if (chunk_response_) {
+  if (x_->chunk_response) {
     char size_line[24];
     auto [end, ec] = std::to_chars(size_line, size_line + 20, len, 16);
     (void)ec;
@@ -540,31 +565,31 @@ void ClientConnection::on_upstream_body(const char* data, size_t len) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
     write(&b, 1);
   }
-  if (upstream_ != nullptr && writer_.queued() > kHighWater) upstream_->pause_reading();
+  if (x_->upstream != nullptr && writer_.queued() > kHighWater) x_->upstream->pause_reading();
 }
 
 void ClientConnection::on_upstream_done() {
-  upstream_ = nullptr;
+  x_->upstream = nullptr;
   release_slot();
-  response_done_ = true;
-  if (chunk_response_) write("0\r\n\r\n");
+  x_->response_done = true;
+  if (x_->chunk_response) write("0\r\n\r\n");
   if (state_ == ClientState::Closing) return;
-  if (!request_done_) {
+  if (!x_->request_done) {
     // The app answered before the whole body arrived: the rest of the body
     // cannot be told from a next request without reading it, so end here.
-    close_after_response_ = true;
+    x_->close_after_response = true;
   }
   finish_exchange();
 }
 
 void ClientConnection::on_upstream_error(UpstreamError err) {
-  upstream_ = nullptr;
+  x_->upstream = nullptr;
   release_slot();
   if (state_ == ClientState::Closing) return;
-  if (response_started_ || state_ == ClientState::Tunnel) {
+  if (x_->response_started || state_ == ClientState::Tunnel) {
     // Never present a truncated body as complete: no final chunk, and the
     // connection ends.
-    spdlog::warn("upstream {}: {} during response", pool_->config().name, to_string(err));
+    spdlog::warn("upstream {}: {} during response", x_->pool->config().name, to_string(err));
     close();
     return;
   }
@@ -572,22 +597,22 @@ void ClientConnection::on_upstream_error(UpstreamError err) {
 }
 
 void ClientConnection::retry_or_fail(UpstreamError err) {
-  upstream_ = nullptr;
+  x_->upstream = nullptr;
   release_slot();
   // Retry only when the request can be replayed exactly: no body byte has
   // left the client buffer, and either nothing reached the app or the
   // method is idempotent and the app closed without answering.
   bool nothing_sent = err == UpstreamError::ConnectFailed || err == UpstreamError::ConnectTimeout;
-  bool replayable = body_bytes_ == 0 &&
+  bool replayable = x_->body_bytes == 0 &&
                     (nothing_sent || (err == UpstreamError::ClosedEarly &&
-                                      is_idempotent(head_.method_view())));
-  if (replayable && attempts_left_ > 0) {
-    --attempts_left_;
-    body_flowing_ = false;
-    auto server = pool_->acquire(tried_);
-    if (!server) server = pool_->acquire(0);  // a single server: try it again
+                                      is_idempotent(x_->head.method_view())));
+  if (replayable && x_->attempts_left > 0) {
+    --x_->attempts_left;
+    x_->body_flowing = false;
+    auto server = x_->pool->acquire(x_->tried);
+    if (!server) server = x_->pool->acquire(0);  // a single server: try it again
     if (server) {
-      slot_held_ = true;
+      x_->slot_held = true;
       use_server(*server);
       return;
     }
@@ -596,43 +621,43 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
                    ? 504
                    : 502;
   send_local(status, status == 504 ? "upstream timed out\n" : "bad gateway\n", nullptr,
-             !request_done_);
+             !x_->request_done);
 }
 
 void ClientConnection::on_upstream_drained() {
-  if (upstream_ != nullptr && upstream_->write_queued() < kLowWater) update_read_state();
+  if (x_->upstream != nullptr && x_->upstream->write_queued() < kLowWater) update_read_state();
 }
 
 void ClientConnection::on_upstream_tunnel_data(const char* data, size_t len) {
   uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
   write(&b, 1);
-  if (upstream_ != nullptr && writer_.queued() > kHighWater) upstream_->pause_reading();
+  if (x_->upstream != nullptr && writer_.queued() > kHighWater) x_->upstream->pause_reading();
 }
 
 void ClientConnection::release_slot() {
-  if (!slot_held_) return;
-  slot_held_ = false;
-  pool_->release(server_index_);
+  if (!x_->slot_held) return;
+  x_->slot_held = false;
+  x_->pool->release(x_->server_index);
 }
 
 void ClientConnection::drop_upstream() {
-  if (upstream_ != nullptr) {
-    upstream_->abort();
-    upstream_ = nullptr;
+  if (x_->upstream != nullptr) {
+    x_->upstream->abort();
+    x_->upstream = nullptr;
   }
   release_slot();
-  if (pool_ != nullptr && state_ == ClientState::Queued) pool_->dequeue(this);
+  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->dequeue(this);
 }
 
 // --- finishing a request -----------------------------------------------------------------
 
 bool ClientConnection::want_keep_alive() const {
-  return head_.keep_alive && !draining_ && !close_after_response_ && !server_.draining();
+  return x_->head.keep_alive && !draining_ && !x_->close_after_response && !server_.draining();
 }
 
 void ClientConnection::finish_exchange() {
-  if (!request_done_ || !response_done_) return;
-  if (close_after_response_ || !want_keep_alive()) {
+  if (!x_->request_done || !x_->response_done) return;
+  if (x_->close_after_response || !want_keep_alive()) {
     transition(ClientState::Draining);
     update_read_state();
     if (writer_.queued() == 0) close();
@@ -642,38 +667,37 @@ void ClientConnection::finish_exchange() {
 }
 
 void ClientConnection::next_request() {
-  req_cfg_.reset();
-  route_ = nullptr;
-  pool_ = nullptr;
-  llhttp_resume(&parser_);
-  transition(ClientState::Idle);
   if (!in_.empty()) {
     // A pipelined request is already here.
     start_request_head();
     process_input();
-  } else {
-    in_.release_if_empty();
-    update_read_state();
+    return;
   }
+  // Idle: nothing of the last request is kept (the config snapshot, the
+  // route, the buffers all go back to their pools).
+  release_exchange();
+  in_.release_if_empty();
+  transition(ClientState::Idle);
+  update_read_state();
 }
 
 void ClientConnection::send_local(int status, std::string_view body,
                                   const config::HeaderList* headers, bool close_after,
                                   uint32_t retry_after) {
-  if (!request_done_ || !want_keep_alive()) close_after = true;
-  close_after_response_ = close_after;
-  const bool http10 = head_.http_major == 1 && head_.http_minor == 0;
-  out_.clear();
-  build_local_response(out_, {.status = status,
+  if (!x_->request_done || !want_keep_alive()) close_after = true;
+  x_->close_after_response = close_after;
+  const bool http10 = x_->head.http_major == 1 && x_->head.http_minor == 0;
+  x_->out.clear();
+  build_local_response(x_->out, {.status = status,
                               .body = body,
                               .headers = headers,
                               .close = close_after,
                               .keep_alive_10 = http10 && !close_after,
-                              .head_request = head_.method_view() == "HEAD",
+                              .head_request = x_->head.method_view() == "HEAD",
                               .retry_after = retry_after});
-  response_started_ = true;
-  response_done_ = true;
-  write(out_);
+  x_->response_started = true;
+  x_->response_done = true;
+  write(x_->out);
   if (state_ == ClientState::Closing) return;
   if (close_after) {
     transition(ClientState::Draining);
@@ -685,7 +709,7 @@ void ClientConnection::send_local(int status, std::string_view body,
 }
 
 void ClientConnection::reject(int status) {
-  request_done_ = false;  // forces close: the rest of the input is not trusted
+  x_->request_done = false;  // forces close: the rest of the input is not trusted
   send_local(status, status_reason(status), nullptr, true);
 }
 
@@ -716,8 +740,9 @@ void ClientConnection::on_written(void* p, int status) {
     if (self->writer_.queued() == 0) self->close();
     return;
   }
-  if (self->writer_.queued() < kLowWater && self->upstream_ != nullptr) {
-    self->upstream_->resume_reading();
+  if (self->writer_.queued() < kLowWater && self->x_ != nullptr &&
+      self->x_->upstream != nullptr) {
+    self->x_->upstream->resume_reading();
   }
   if (self->state_ == ClientState::Proxying) self->arm_timer();
 }
@@ -731,16 +756,15 @@ void ClientConnection::drain() {
 
 void ClientConnection::close() {
   if (state_ == ClientState::Closing) return;
-  drop_upstream();
+  if (x_ != nullptr) drop_upstream();
   state_ = ClientState::Closing;
-  pending_closes_ = 2;
+  server_.timers().cancel(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConnection::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &ClientConnection::on_closed);
 }
 
 void ClientConnection::on_closed(uv_handle_t* h) {
   auto* self = static_cast<ClientConnection*>(h->data);
-  if (--self->pending_closes_ == 0) self->server_.release(self);
+  self->server_.release(self);
 }
 
 }  // namespace sluice::proxy

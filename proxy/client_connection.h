@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/deadline_timers.h"
 #include "proxy/input_buffer.h"
 #include "proxy/routing.h"
 #include "proxy/stream_writer.h"
@@ -20,6 +21,42 @@
 namespace sluice::proxy {
 
 class Server;
+
+// The state of one request and its response. Taken from a free list when a
+// request starts and given back when the connection goes idle, so an idle
+// keep-alive connection carries none of it, and its buffers keep their
+// capacity from request to request: steady state allocates nothing.
+struct Exchange {
+  llhttp_t parser{};
+  RequestHead head;
+  std::string upstream_head;  // built by the worker
+  std::string out;            // heads and local responses we write
+  config::ConfigPtr cfg;      // the snapshot this request lives with
+  const config::Route* route = nullptr;
+  UpstreamPool* pool = nullptr;
+  UpstreamConnection* upstream = nullptr;
+  size_t server_index = 0;
+  TriedSet tried = 0;
+  uint64_t head_bytes = 0;
+  uint64_t body_bytes = 0;
+  uint32_t attempts_left = 0;
+  int reject_status = 0;        // set by a parser callback to fail the request
+  // Progress of the two directions; the connection's state says what runs.
+  bool slot_held = false;       // one of pool's in-flight slots is ours
+  bool in_value = false;        // parser: last piece was a header value
+  bool after_lf = false;        // the last head byte seen was LF (obs-fold check)
+  bool head_seen = false;       // headers complete
+  bool request_done = false;    // message complete
+  bool body_flowing = false;    // body bytes may go upstream now
+  bool expect_continue = false;
+  bool response_started = false;
+  bool response_done = false;
+  bool chunk_response = false;  // we re-frame the response body as chunked
+  bool close_after_response = false;
+
+  // Ready for a new request; keeps every buffer's capacity.
+  void reset();
+};
 
 enum class ClientState : uint8_t {
   Idle,         // keep-alive: no byte of the next request yet
@@ -54,6 +91,9 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   uint32_t gen() const { return gen_; }
   ClientState state() const { return state_; }
 
+  // Called by the Server's shared timers when this connection's deadline passes.
+  static void on_timeout(DeadlineNode* node);
+
  private:
   void transition(ClientState next);
   void arm_timer();
@@ -75,6 +115,8 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void drop_upstream();
   bool want_keep_alive() const;
   void update_read_state();
+  void take_exchange();
+  void release_exchange();
   bool has_obs_fold(std::string_view bytes);
 
   // UpstreamUser
@@ -90,7 +132,6 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
 
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_timer(uv_timer_t* t);
   static void on_closed(uv_handle_t* h);
   static void on_written(void* self, int status);
 
@@ -111,42 +152,16 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   const config::Listener& listener_;    // inside *conn_cfg_
 
   uv_tcp_t tcp_{};
-  uv_timer_t timer_{};
-  int pending_closes_ = 0;
+  DeadlineNode timer_;
   ClientState state_ = ClientState::Idle;
   bool reading_ = false;
   bool draining_ = false;   // server shutdown: no keep-alive after this response
   bool peer_eof_ = false;   // the client shut down its side
 
-  llhttp_t parser_{};
   InputBuffer in_;
   StreamWriter writer_;
-  std::string out_;  // reused for every head we write
 
-  // The current request. Reset by start_request_head().
-  RequestHead head_;
-  std::string upstream_head_;
-  config::ConfigPtr req_cfg_;           // the snapshot this request lives with
-  const config::Route* route_ = nullptr;
-  UpstreamPool* pool_ = nullptr;
-  UpstreamConnection* upstream_ = nullptr;
-  size_t server_index_ = 0;
-  bool slot_held_ = false;
-  TriedSet tried_ = 0;
-  uint32_t attempts_left_ = 0;
-  uint64_t head_bytes_ = 0;
-  uint64_t body_bytes_ = 0;
-  bool in_value_ = false;
-  bool head_seen_ = false;        // headers complete for the current request
-  bool request_done_ = false;     // message complete
-  bool body_flowing_ = false;     // body bytes may go upstream now
-  bool expect_continue_ = false;
-  bool response_started_ = false;
-  bool response_done_ = false;
-  bool chunk_response_ = false;   // we re-frame the response body as chunked
-  bool close_after_response_ = false;
-  int reject_status_ = 0;         // set by a parser callback to fail the request
-  bool after_lf_ = false;         // the last head byte seen was LF (obs-fold check)
+  Exchange* x_ = nullptr;  // the current request; null while idle
 };
 
 }  // namespace sluice::proxy

@@ -12,7 +12,8 @@ namespace {
 constexpr size_t kRouteQueueCapacity = 16384;
 }  // namespace
 
-Server::Server(uv_loop_t* loop, config::ConfigPtr cfg) : loop_(loop), cfg_(std::move(cfg)) {
+Server::Server(uv_loop_t* loop, config::ConfigPtr cfg)
+    : loop_(loop), cfg_(std::move(cfg)), timers_(loop, &ClientConnection::on_timeout) {
   for (const auto& up : cfg_->upstreams) {
     pools_.emplace(up.name, std::make_unique<UpstreamPool>(loop_, up));
   }
@@ -130,6 +131,7 @@ void Server::maybe_finish_shutdown() {
 
 void Server::finish_shutdown() {
   drain_timer_.close();
+  timers_.close();
   for (auto& [name, pool] : pools_) pool->close_idle();
   if (workers_) workers_->stop();
   auto done = std::move(on_drained_);

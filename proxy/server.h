@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/deadline_timers.h"
 #include "core/result.h"
 #include "core/uv_handle.h"
 #include "core/worker_pool.h"
@@ -44,6 +45,7 @@ class Server {
   const config::ConfigPtr& config() const { return cfg_; }
   UpstreamPool* pool(const std::string& name);
   bool submit(RouteJob& job);
+  DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   void release(ClientConnection* conn);  // its handles have closed
 
   size_t connection_count() const { return live_; }
@@ -63,6 +65,7 @@ class Server {
 
   uv_loop_t* loop_;
   config::ConfigPtr cfg_;
+  DeadlineTimers timers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;

@@ -92,19 +92,24 @@ TEST_CASE_METHOD(test::LoopFixture, "worker pool: a full queue rejects and keeps
   auto pool = Pool::create(loop(), {.threads = 1, .queue_capacity = 2}, blocking,
                            [&](Out&&) { ++got; });
   REQUIRE(pool.ok());
+  // Whatever fails below, the worker must be let go or stop() never joins.
+  struct Release {
+    std::atomic<bool>& flag;
+    ~Release() { flag = true; }
+  } guard{release};
 
   Job first{1, 0};
   REQUIRE((*pool)->try_submit(first));
   REQUIRE(run_until([&] { return started.load() > 0; }));  // the thread holds job 1
   Job a{2, 0}, b{3, 0}, c{4, 0};
-  REQUIRE((*pool)->try_submit(a));
-  REQUIRE((*pool)->try_submit(b));
+  CHECK((*pool)->try_submit(a));
+  CHECK((*pool)->try_submit(b));
   CHECK_FALSE((*pool)->try_submit(c));
   CHECK(c.id == 4);  // not moved from: the caller still owns it
   CHECK((*pool)->stats().rejected == 1);
 
   release = true;
-  REQUIRE(run_until([&] { return got == 3; }));
+  CHECK(run_until([&] { return got == 3; }));
   (*pool)->stop();
 }
 
