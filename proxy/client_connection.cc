@@ -17,6 +17,11 @@ namespace {
 // holds more than this; resume below half of it.
 constexpr size_t kHighWater = 256 * 1024;
 constexpr size_t kLowWater = kHighWater / 2;
+// A request body up to this size is read completely before the request
+// takes an upstream slot: a slow upload never holds an app thread, and a
+// body that turns out malformed never reaches the app. Larger bodies stream
+// after their first kBodyBuffer bytes.
+constexpr size_t kBodyBuffer = 64 * 1024;
 
 ClientConnection* self_of(llhttp_t* p) { return static_cast<ClientConnection*>(p->data); }
 
@@ -55,7 +60,9 @@ void Exchange::reset() {
   head_bytes = body_bytes = 0;
   attempts_left = 0;
   reject_status = 0;
+  body_buf.clear();
   slot_held = in_value = after_lf = head_seen = request_done = body_flowing = false;
+  body_streamed = false;
   expect_continue = response_started = response_done = chunk_response = false;
   close_after_response = false;
 }
@@ -138,6 +145,7 @@ void ClientConnection::arm_timer() {
   switch (state_) {
     case ClientState::Idle: d = t.idle; break;
     case ClientState::ReadingHead: d = t.header; break;
+    case ClientState::ReadingBody: d = t.body; break;
     case ClientState::Queued: d = x_->pool->config().queue.timeout; break;
     case ClientState::Proxying:
       if (!x_->request_done && x_->body_flowing) d = t.body;
@@ -156,7 +164,8 @@ void ClientConnection::on_timeout(DeadlineNode* node) {
   auto* self = static_cast<ClientConnection*>(node->owner);
   switch (self->state_) {
     case ClientState::Idle: self->close(); break;
-    case ClientState::ReadingHead: self->reject(408); break;
+    case ClientState::ReadingHead:
+    case ClientState::ReadingBody: self->reject(408); break;
     case ClientState::Queued:
       self->x_->pool->dequeue(self);
       self->send_local(503, "upstream busy\n", nullptr, false, 1);
@@ -244,7 +253,7 @@ void ClientConnection::start_request_head() {
 // Feeds buffered bytes to the parser when the current state may consume
 // them: the head while reading it, the body once it may flow upstream.
 void ClientConnection::process_input() {
-  bool may_parse = state_ == ClientState::ReadingHead ||
+  bool may_parse = state_ == ClientState::ReadingHead || state_ == ClientState::ReadingBody ||
                    (state_ == ClientState::Proxying && x_->body_flowing && !x_->request_done);
   if (may_parse && !in_.empty()) {
     auto data = in_.readable();
@@ -284,6 +293,11 @@ void ClientConnection::process_input() {
       return;
     }
     if (state_ == ClientState::ReadingHead && x_->head_seen) head_complete();
+    else if (state_ == ClientState::ReadingBody &&
+             (x_->request_done || x_->body_buf.size() >= kBodyBuffer)) {
+      x_->body_flowing = false;
+      start_forward();
+    }
     else if (state_ == ClientState::Proxying && x_->request_done && x_->upstream != nullptr) {
       x_->upstream->request_sent();
       if (x_->response_done) finish_exchange();
@@ -324,6 +338,14 @@ int ClientConnection::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int ClientConnection::on_header_field(llhttp_t* p, const char* at, size_t len) {
   auto* self = self_of(p);
+  // llhttp 8 lets a space before the colon into the name. RFC 9112 §5.1:
+  // a server MUST reject it (it is a classic smuggling vector).
+  for (size_t i = 0; i < len; ++i) {
+    if (!is_tchar(at[i])) {
+      self->x_->reject_status = 400;
+      return -1;
+    }
+  }
   auto& h = self->x_->head;
   if (self->x_->in_value || h.headers.empty()) {
     h.headers.emplace_back();
@@ -386,31 +408,39 @@ int ClientConnection::on_body(llhttp_t* p, const char* at, size_t len) {
     self->x_->reject_status = 413;
     return -1;
   }
-  if (self->x_->upstream == nullptr) return -1;
-  int rc;
+  char size_line[24];
+  size_t size_len = 0;
   if (self->x_->head.chunked) {
-    char size_line[24];
     auto [end, ec] = std::to_chars(size_line, size_line + 20, len, 16);
     (void)ec;
     *end++ = '\r';
     *end++ = '\n';
-    uv_buf_t bufs[3] = {
-        uv_buf_init(size_line, static_cast<unsigned>(end - size_line)),
-        uv_buf_init(const_cast<char*>(at), static_cast<unsigned>(len)),
-        uv_buf_init(const_cast<char*>("\r\n"), 2)};
-    rc = self->x_->upstream->send(bufs, 3);
-  } else {
-    rc = self->x_->upstream->send(std::string_view(at, len));
+    size_len = static_cast<size_t>(end - size_line);
   }
-  return rc == 0 ? 0 : -1;
+  Exchange& x = *self->x_;
+  if (x.upstream == nullptr) {
+    // Still buffering: keep the bytes exactly as they will go upstream.
+    x.body_buf.append(size_line, size_len);
+    x.body_buf.append(at, len);
+    if (size_len > 0) x.body_buf.append("\r\n");
+    // Data callbacks cannot pause llhttp; process_input() stops parsing
+    // once this execute() returns, so the buffer overshoots by one read.
+    return 0;
+  }
+  x.body_streamed = true;
+  uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(size_len)),
+                      uv_buf_init(const_cast<char*>(at), static_cast<unsigned>(len)),
+                      uv_buf_init(const_cast<char*>("\r\n"), size_len > 0 ? 2 : 0)};
+  return x.upstream->send(bufs, 3) == 0 ? 0 : -1;
 }
 
 int ClientConnection::on_message_complete(llhttp_t* p) {
   auto* self = self_of(p);
   self->x_->request_done = true;
-  if (self->x_->head.chunked && self->x_->upstream != nullptr) {
+  if (self->x_->head.chunked) {
     // Trailers are not forwarded: the upstream head announced none.
-    if (self->x_->upstream->send("0\r\n\r\n") != 0) return -1;
+    if (self->x_->upstream == nullptr) self->x_->body_buf.append("0\r\n\r\n");
+    else if (self->x_->upstream->send("0\r\n\r\n") != 0) return -1;
   }
   // Upgrade requests end the HTTP stream; llhttp returns PAUSED_UPGRADE.
   return self->x_->head.upgrade ? 0 : HPE_PAUSED;
@@ -453,11 +483,28 @@ void ClientConnection::on_routed(RouteResult&& r) {
       send_local(x_->route->respond->status, x_->route->respond->body, &x_->route->respond->headers,
                  x_->head.has_body);  // an unread body cannot be skipped safely: close
       return;
-    case RouteOutcome::Forward: start_forward(); return;
+    case RouteOutcome::Forward:
+      if (x_->head.has_body) {
+        read_body();
+      } else {
+        start_forward();
+      }
+      return;
   }
 }
 
 // --- upstream ------------------------------------------------------------------------
+
+void ClientConnection::read_body() {
+  transition(ClientState::ReadingBody);
+  x_->body_flowing = true;
+  if (x_->expect_continue && in_.empty()) {
+    x_->expect_continue = false;
+    write("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  llhttp_resume(&x_->parser);
+  process_input();
+}
 
 void ClientConnection::start_forward() {
   const auto& up = x_->cfg->upstreams[*x_->route->upstream];
@@ -515,8 +562,14 @@ void ClientConnection::on_upstream_ready() {
     update_read_state();
     return;
   }
+  if (!x_->body_buf.empty() && x_->upstream->send(x_->body_buf) != 0) return;
+  if (x_->request_done) {
+    x_->upstream->request_sent();
+    update_read_state();
+    return;
+  }
+  // The body is larger than the buffer: the rest streams.
   x_->body_flowing = true;
-  if (x_->expect_continue && in_.empty()) write("HTTP/1.1 100 Continue\r\n\r\n");
   llhttp_resume(&x_->parser);
   process_input();
 }
@@ -603,7 +656,8 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
   // left the client buffer, and either nothing reached the app or the
   // method is idempotent and the app closed without answering.
   bool nothing_sent = err == UpstreamError::ConnectFailed || err == UpstreamError::ConnectTimeout;
-  bool replayable = x_->body_bytes == 0 &&
+  // A body still whole in body_buf can be sent again; a streamed one cannot.
+  bool replayable = !x_->body_streamed && (x_->body_bytes == 0 || x_->request_done) &&
                     (nothing_sent || (err == UpstreamError::ClosedEarly &&
                                       is_idempotent(x_->head.method_view())));
   if (replayable && x_->attempts_left > 0) {

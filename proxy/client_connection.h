@@ -31,6 +31,7 @@ struct Exchange {
   RequestHead head;
   std::string upstream_head;  // built by the worker
   std::string out;            // heads and local responses we write
+  std::string body_buf;       // request body read before the upstream is picked
   config::ConfigPtr cfg;      // the snapshot this request lives with
   const config::Route* route = nullptr;
   UpstreamPool* pool = nullptr;
@@ -47,7 +48,8 @@ struct Exchange {
   bool after_lf = false;        // the last head byte seen was LF (obs-fold check)
   bool head_seen = false;       // headers complete
   bool request_done = false;    // message complete
-  bool body_flowing = false;    // body bytes may go upstream now
+  bool body_flowing = false;    // the parser may consume body bytes now
+  bool body_streamed = false;   // body bytes went upstream unbuffered: no replay
   bool expect_continue = false;
   bool response_started = false;
   bool response_done = false;
@@ -62,6 +64,7 @@ enum class ClientState : uint8_t {
   Idle,         // keep-alive: no byte of the next request yet
   ReadingHead,  // parsing a request head
   Routing,      // the head is on a worker
+  ReadingBody,  // buffering the request body before it takes a slot
   Queued,       // every server of the upstream is at its cap
   Connecting,   // a slot is ours; waiting for an upstream connection
   Proxying,     // request and response are streaming
@@ -100,6 +103,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void process_input();
   void start_request_head();
   void head_complete();
+  void read_body();
   void start_forward();
   void try_acquire();
   void use_server(size_t server);

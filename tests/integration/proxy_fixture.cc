@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <charconv>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 namespace sluice::itest {
@@ -30,16 +29,26 @@ bool iequals(std::string_view a, std::string_view b) {
   return a.size() == b.size() && strncasecmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The digits following `marker` in `text`, or -1.
+int64_t number_after(std::string_view text, std::string_view marker) {
+  size_t pos = text.find(marker);
+  if (pos == std::string_view::npos) return -1;
+  const char* begin = text.data() + pos + marker.size();
+  const char* end = text.data() + text.size();
+  int64_t v = -1;
+  auto [p, ec] = std::from_chars(begin, end, v);
+  if (ec != std::errc() || p == begin) return -1;
+  return v;
+}
+
+// "... 127.0.0.1:PORT ..." -> PORT; 0 if absent.
 uint16_t port_from(const std::string& line) {
-  std::smatch m;
-  if (!std::regex_search(line, m, std::regex(R"(127\.0\.0\.1:(\d+))"))) return 0;
-  return static_cast<uint16_t>(std::stoi(m[1]));
+  int64_t port = number_after(line, "127.0.0.1:");
+  return port > 0 && port <= 65535 ? static_cast<uint16_t>(port) : 0;
 }
 
 int64_t json_number(const std::string& body, const std::string& key) {
-  std::smatch m;
-  if (!std::regex_search(body, m, std::regex("\"" + key + "\":(-?\\d+)"))) return -1;
-  return std::stoll(m[1]);
+  return number_after(body, "\"" + key + "\":");
 }
 
 }  // namespace
@@ -64,7 +73,9 @@ BackendStats Backend::stats() {
   REQUIRE(r.status == 200);
   BackendStats s;
   s.requests = json_number(r.body, "requests");
-  s.connections = json_number(r.body, "connections");
+  // The backend counts a connection when it accepts it, so the number it
+  // reports includes the connection this very /stats request came on.
+  s.connections = json_number(r.body, "connections") - 1;
   s.active = json_number(r.body, "active");
   s.max_active = json_number(r.body, "max_active");
   s.max_concurrent = json_number(r.body, "max_concurrent");

@@ -53,8 +53,9 @@ class Backend {
   Process& process() { return *proc_; }
 
   // GET /stats, straight to the backend (not through sluice; /stats and
-  // /stats/reset are not counted by the backend itself). Fails the test on
-  // error.
+  // /stats/reset are not counted as requests by the backend). `connections`
+  // leaves out the connection of the /stats request itself. Fails the test
+  // on error.
   BackendStats stats();
   void reset_stats();
 
