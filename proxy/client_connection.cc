@@ -22,6 +22,9 @@ constexpr size_t kLowWater = kHighWater / 2;
 // body that turns out malformed never reaches the app. Larger bodies stream
 // after their first kBodyBuffer bytes.
 constexpr size_t kBodyBuffer = 64 * 1024;
+// Response bytes of one upstream read smaller than this are copied and sent
+// together; larger pieces go out directly (with what was held, in one writev).
+constexpr size_t kCorkLimit = 16 * 1024;
 
 ClientConnection* self_of(llhttp_t* p) { return static_cast<ClientConnection*>(p->data); }
 
@@ -556,13 +559,15 @@ void ClientConnection::use_server(size_t server) {
 void ClientConnection::on_upstream_ready() {
   transition(ClientState::Proxying);
   x_->upstream->begin_request(x_->head.method_view() == "HEAD");
-  if (x_->upstream->send(x_->upstream_head) != 0) return;  // the error event follows
+  uv_buf_t out[2] = {
+      uv_buf_init(x_->upstream_head.data(), static_cast<unsigned>(x_->upstream_head.size())),
+      uv_buf_init(x_->body_buf.data(), static_cast<unsigned>(x_->body_buf.size()))};
+  if (x_->upstream->send(out, 2) != 0) return;  // the error event follows
   if (!x_->head.has_body) {
     x_->upstream->request_sent();
     update_read_state();
     return;
   }
-  if (!x_->body_buf.empty() && x_->upstream->send(x_->body_buf) != 0) return;
   if (x_->request_done) {
     x_->upstream->request_sent();
     update_read_state();
@@ -588,9 +593,9 @@ void ClientConnection::on_upstream_head(ResponseHead& h) {
   if (!keep) x_->close_after_response = true;
   opts.close = x_->close_after_response && h.status != 101;
   opts.keep_alive_10 = http10 && !opts.close;
-  x_->out.clear();
+  // Appended to the cork buffer: it leaves with the first body bytes.
   build_client_head(x_->out, h, opts);
-  write(x_->out);
+  if (!corked_ || h.status == 101) uncork();
   if (h.status == 101) {
     transition(ClientState::Tunnel);
     if (!in_.empty() && x_->upstream != nullptr) {
@@ -613,19 +618,53 @@ void ClientConnection::on_upstream_body(const char* data, size_t len) {
     uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(end - size_line)),
                         uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len)),
                         uv_buf_init(const_cast<char*>("\r\n"), 2)};
-    write(bufs, 3);
+    emit(bufs, 3);
   } else {
     uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
-    write(&b, 1);
+    emit(&b, 1);
   }
   if (x_->upstream != nullptr && writer_.queued() > kHighWater) x_->upstream->pause_reading();
+}
+
+void ClientConnection::on_upstream_batch(bool begin) {
+  if (begin) corked_ = true;
+  else uncork();
+}
+
+void ClientConnection::emit(const uv_buf_t* bufs, unsigned n) {
+  size_t total = 0;
+  for (unsigned i = 0; i < n; ++i) total += bufs[i].len;
+  if (corked_ && x_->out.size() + total <= kCorkLimit) {
+    for (unsigned i = 0; i < n; ++i) x_->out.append(bufs[i].base, bufs[i].len);
+    return;
+  }
+  // Too big to copy: whatever is held goes first, in the same system call.
+  uv_buf_t all[4];
+  unsigned k = 0;
+  if (!x_->out.empty()) {
+    all[k++] = uv_buf_init(x_->out.data(), static_cast<unsigned>(x_->out.size()));
+  }
+  for (unsigned i = 0; i < n && k < 4; ++i) all[k++] = bufs[i];
+  write(all, k);
+  x_->out.clear();
+}
+
+void ClientConnection::uncork() {
+  corked_ = false;
+  if (x_ == nullptr || x_->out.empty()) return;
+  write(x_->out);
+  x_->out.clear();
 }
 
 void ClientConnection::on_upstream_done() {
   x_->upstream = nullptr;
   release_slot();
   x_->response_done = true;
-  if (x_->chunk_response) write("0\r\n\r\n");
+  if (x_->chunk_response) {
+    uv_buf_t end = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
+    emit(&end, 1);
+  }
+  uncork();
   if (state_ == ClientState::Closing) return;
   if (!x_->request_done) {
     // The app answered before the whole body arrived: the rest of the body
@@ -636,6 +675,7 @@ void ClientConnection::on_upstream_done() {
 }
 
 void ClientConnection::on_upstream_error(UpstreamError err) {
+  uncork();  // what arrived before the failure still goes out
   x_->upstream = nullptr;
   release_slot();
   if (state_ == ClientState::Closing) return;

@@ -115,6 +115,10 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void reject(int status);  // an error of the client's: answer and close
   void write(std::string_view bytes);
   void write(const uv_buf_t* bufs, unsigned n);
+  // Like write(), but held (copied into x_->out) while corked_, so that a
+  // response head, its body and its end leave in one system call.
+  void emit(const uv_buf_t* bufs, unsigned n);
+  void uncork();
   void release_slot();
   void drop_upstream();
   bool want_keep_alive() const;
@@ -130,6 +134,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void on_upstream_done() override;
   void on_upstream_error(UpstreamError err) override;
   void on_upstream_drained() override;
+  void on_upstream_batch(bool begin) override;
   void on_upstream_tunnel_data(const char* data, size_t len) override;
   // QueueWaiter
   void on_slot_available() override;
@@ -161,6 +166,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   bool reading_ = false;
   bool draining_ = false;   // server shutdown: no keep-alive after this response
   bool peer_eof_ = false;   // the client shut down its side
+  bool corked_ = false;     // inside an upstream read batch: emit() holds writes
 
   InputBuffer in_;
   StreamWriter writer_;

@@ -209,6 +209,14 @@ void UpstreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*)
 }
 
 void UpstreamConnection::on_data(const char* data, size_t len) {
+  // Everything one read produces (head, body pieces, the end) reaches the
+  // client as one write: the user holds its writes until the batch ends.
+  if (user_) user_->on_upstream_batch(true);
+  parse(data, len);
+  if (user_) user_->on_upstream_batch(false);
+}
+
+void UpstreamConnection::parse(const char* data, size_t len) {
   if (response_done_) {
     // Bytes after a complete response: the server is misbehaving (or
     // pipelining junk). Never hand this connection to another request.

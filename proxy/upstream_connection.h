@@ -43,7 +43,11 @@ class UpstreamUser {
   virtual void on_upstream_done() = 0;
   // The connection failed and is closing; no further event comes.
   virtual void on_upstream_error(UpstreamError err) = 0;
-  virtual void on_upstream_drained() = 0;  // write queue fell below the low mark
+  virtual void on_upstream_drained() = 0;
+  // Brackets the events of one read from the server (begin = true, then
+  // false), so the user can send what they produce in one write. A batch
+  // that ends in done or error gets no closing call.
+  virtual void on_upstream_batch(bool begin) = 0;  // write queue fell below the low mark
   virtual void on_upstream_tunnel_data(const char* data, size_t len) = 0;
 
  protected:
@@ -91,6 +95,7 @@ class UpstreamConnection {
   void finish_response();
   void arm_timer(config::Duration d);
   void on_data(const char* data, size_t len);
+  void parse(const char* data, size_t len);
   void start_tunnel();  // after a 101: raw bytes both ways
 
   static void on_connect(uv_connect_t* req, int status);
