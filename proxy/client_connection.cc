@@ -26,6 +26,15 @@ constexpr size_t kBodyBuffer = 64 * 1024;
 // together; larger pieces go out directly (with what was held, in one writev).
 constexpr size_t kCorkLimit = 16 * 1024;
 
+// Writes "<hex len>\r\n", the line that opens a chunk; returns its length.
+size_t chunk_size_line(char (&out)[24], size_t len) {
+  auto [end, ec] = std::to_chars(out, out + 20, len, 16);
+  (void)ec;
+  *end++ = '\r';
+  *end++ = '\n';
+  return static_cast<size_t>(end - out);
+}
+
 ClientConnection* self_of(llhttp_t* p) { return static_cast<ClientConnection*>(p->data); }
 
 void append_span(std::string& buf, Span& span, const char* at, size_t len) {
@@ -412,14 +421,7 @@ int ClientConnection::on_body(llhttp_t* p, const char* at, size_t len) {
     return -1;
   }
   char size_line[24];
-  size_t size_len = 0;
-  if (self->x_->head.chunked) {
-    auto [end, ec] = std::to_chars(size_line, size_line + 20, len, 16);
-    (void)ec;
-    *end++ = '\r';
-    *end++ = '\n';
-    size_len = static_cast<size_t>(end - size_line);
-  }
+  size_t size_len = self->x_->head.chunked ? chunk_size_line(size_line, len) : 0;
   Exchange& x = *self->x_;
   if (x.upstream == nullptr) {
     // Still buffering: keep the bytes exactly as they will go upstream.
@@ -611,11 +613,8 @@ void ClientConnection::on_upstream_head(ResponseHead& h) {
 void ClientConnection::on_upstream_body(const char* data, size_t len) {
   if (x_->chunk_response) {
     char size_line[24];
-    auto [end, ec] = std::to_chars(size_line, size_line + 20, len, 16);
-    (void)ec;
-    *end++ = '\r';
-    *end++ = '\n';
-    uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(end - size_line)),
+    size_t size_len = chunk_size_line(size_line, len);
+    uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(size_len)),
                         uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len)),
                         uv_buf_init(const_cast<char*>("\r\n"), 2)};
     emit(bufs, 3);
