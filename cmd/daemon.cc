@@ -57,7 +57,12 @@ int run_daemon(const std::string& config_path) {
         watchdog.close();
       };
       auto watcher = SignalWatcher::create(
-          loop.get(), {SIGTERM, SIGINT, SIGHUP}, [&](int signum) {
+          loop.get(), {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signum) {
+            if (signum == SIGUSR1) {
+              spdlog::info("SIGUSR1: reopening log files");
+              server.reopen_logs();
+              return;
+            }
             if (signum == SIGHUP) {
               // Reserved for reload (validate off the loop, swap the snapshot).
               spdlog::warn("SIGHUP: configuration reload is not available yet; ignoring");

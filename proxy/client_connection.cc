@@ -5,6 +5,7 @@
 #include <charconv>
 
 #include "core/free_list.h"
+#include "proxy/access_log.h"
 #include "proxy/http_util.h"
 #include "proxy/response_builder.h"
 #include "proxy/server.h"
@@ -75,6 +76,11 @@ void Exchange::reset() {
   body_buf.clear();
   slot_held = in_value = after_lf = head_seen = request_done = body_flowing = false;
   body_streamed = false;
+  logged = false;
+  status = 0;
+  sent_body = 0;
+  started_ns = 0;
+  upstream_addr = nullptr;
   expect_continue = response_started = response_done = chunk_response = false;
   close_after_response = false;
 }
@@ -259,6 +265,7 @@ void ClientConnection::start_request_head() {
   // Strict mode: no lenient flag is ever set.
   llhttp_init(&x_->parser, HTTP_REQUEST, &parser_settings());
   x_->parser.data = this;
+  x_->started_ns = uv_hrtime();
   transition(ClientState::ReadingHead);
 }
 
@@ -545,6 +552,7 @@ void ClientConnection::on_slot_available() {
 
 void ClientConnection::use_server(size_t server) {
   x_->server_index = server;
+  x_->upstream_addr = &x_->pool->server_config(server).address.text;
   x_->tried |= TriedSet{1} << server;
   x_->response_started = x_->response_done = false;
   transition(ClientState::Connecting);
@@ -583,6 +591,7 @@ void ClientConnection::on_upstream_ready() {
 
 void ClientConnection::on_upstream_head(ResponseHead& h) {
   x_->response_started = true;
+  x_->status = h.status;
   const bool http10 = x_->head.http_major == 1 && x_->head.http_minor == 0;
   ClientHeadOptions opts;
   opts.edits = &x_->route->response_headers;
@@ -611,6 +620,7 @@ void ClientConnection::on_upstream_head(ResponseHead& h) {
 }
 
 void ClientConnection::on_upstream_body(const char* data, size_t len) {
+  x_->sent_body += len;
   if (x_->chunk_response) {
     char size_line[24];
     size_t size_len = chunk_size_line(size_line, len);
@@ -750,6 +760,7 @@ bool ClientConnection::want_keep_alive() const {
 
 void ClientConnection::finish_exchange() {
   if (!x_->request_done || !x_->response_done) return;
+  log_access();
   if (x_->close_after_response || !want_keep_alive()) {
     transition(ClientState::Draining);
     update_read_state();
@@ -790,7 +801,10 @@ void ClientConnection::send_local(int status, std::string_view body,
                               .retry_after = retry_after});
   x_->response_started = true;
   x_->response_done = true;
+  x_->status = static_cast<uint16_t>(status);
+  x_->sent_body = x_->head.method_view() == "HEAD" ? 0 : body.size();
   write(x_->out);
+  log_access();
   if (state_ == ClientState::Closing) return;
   if (close_after) {
     transition(ClientState::Draining);
@@ -840,6 +854,27 @@ void ClientConnection::on_written(void* p, int status) {
   if (self->state_ == ClientState::Proxying) self->arm_timer();
 }
 
+void ClientConnection::log_access() {
+  if (x_->logged) return;
+  x_->logged = true;
+  AccessLog& log = server_.access_log();
+  if (!log.enabled()) return;
+  const RequestHead& h = x_->head;
+  AccessEntry e;
+  e.client_ip = client_ip_;
+  e.method = h.method_view();
+  e.target = h.target_view();
+  e.http_minor = h.http_minor;
+  e.status = x_->status;
+  e.body_bytes = x_->sent_body;
+  e.referer = h.header("referer");
+  e.user_agent = h.header("user-agent");
+  if (x_->route != nullptr) e.route = x_->route->name;
+  if (x_->upstream_addr != nullptr) e.upstream = *x_->upstream_addr;
+  e.duration_us = (uv_hrtime() - x_->started_ns) / 1000;
+  log.log(e);
+}
+
 // --- shutdown ------------------------------------------------------------------------------------
 
 void ClientConnection::drain() {
@@ -849,7 +884,12 @@ void ClientConnection::drain() {
 
 void ClientConnection::close() {
   if (state_ == ClientState::Closing) return;
-  if (x_ != nullptr) drop_upstream();
+  if (x_ != nullptr) {
+    // A request cut short (client gone, upstream died mid-response) is
+    // logged too: with its status, or 499 if nothing was sent.
+    if (x_->head_seen) log_access();
+    drop_upstream();
+  }
   state_ = ClientState::Closing;
   server_.timers().cancel(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConnection::on_closed);

@@ -55,6 +55,12 @@ struct Exchange {
   bool response_done = false;
   bool chunk_response = false;  // we re-frame the response body as chunked
   bool close_after_response = false;
+  bool logged = false;          // its access-log line is written
+  // For the access log.
+  uint16_t status = 0;          // sent to the client; 0 = none yet
+  uint64_t sent_body = 0;       // response body bytes sent
+  uint64_t started_ns = 0;      // uv_hrtime() at the first byte of the request
+  const std::string* upstream_addr = nullptr;  // the server used, in the pool's config
 
   // Ready for a new request; keeps every buffer's capacity.
   void reset();
@@ -119,6 +125,7 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   // response head, its body and its end leave in one system call.
   void emit(const uv_buf_t* bufs, unsigned n);
   void uncork();
+  void log_access();
   void release_slot();
   void drop_upstream();
   bool want_keep_alive() const;

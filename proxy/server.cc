@@ -28,6 +28,10 @@ Server::~Server() {
 }
 
 Result<bool> Server::start() {
+  auto log = AccessLog::open(cfg_->logging.access_log);
+  if (!log) return unexpected(log.error());
+  access_log_ = std::move(log).value();
+
   auto workers = WorkerPool<RouteJob, RouteResult>::create(
       loop_, {.threads = cfg_->workers, .queue_capacity = kRouteQueueCapacity},
       [](RouteJob& job) { return route_request(std::move(job)); },

@@ -16,6 +16,7 @@
 #include "core/result.h"
 #include "core/uv_handle.h"
 #include "core/worker_pool.h"
+#include "proxy/access_log.h"
 #include "proxy/listener.h"
 #include "proxy/routing.h"
 #include "proxy/upstream_pool.h"
@@ -46,6 +47,9 @@ class Server {
   UpstreamPool* pool(const std::string& name);
   bool submit(RouteJob& job);
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
+  AccessLog& access_log() { return *access_log_; }
+  // SIGUSR1: log files are reopened (logrotate has moved them).
+  void reopen_logs() { access_log_->reopen(); }
   void release(ClientConnection* conn);  // its handles have closed
 
   size_t connection_count() const { return live_; }
@@ -69,6 +73,7 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
+  std::unique_ptr<AccessLog> access_log_;
 
   std::vector<Slot> slots_;
   std::vector<ConnId> free_slots_;

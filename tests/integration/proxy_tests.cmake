@@ -3,6 +3,7 @@
 # One ctest per theme, so `ctest -j2` runs themes in parallel.
 add_executable(proxy_integration_tests
   proxy_fixture.cc
+  proxy_access_log_test.cc
   proxy_client_side_test.cc
   proxy_routing_test.cc
   proxy_upstream_test.cc
@@ -17,7 +18,7 @@ target_compile_definitions(proxy_integration_tests PRIVATE
   SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}")
 add_dependencies(proxy_integration_tests sluice sluice-backend)
 
-foreach(theme client_side routing upstream semantics errors retries_queue shutdown)
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log)
   add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
   set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
 endforeach()
