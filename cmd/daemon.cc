@@ -1,4 +1,5 @@
 #include "cmd/daemon.h"
+#include "cmd/reloader.h"
 
 #include <csignal>
 #include <iostream>
@@ -51,6 +52,10 @@ int run_daemon(const std::string& config_path) {
       exit_code = 1;
     } else {
       UvHandle<uv_timer_t> watchdog;
+      Reloader reloader(loop.get(), config_path, server, notifier,
+                        [](const config::ConfigPtr& next) {
+                          init_logging(to_spdlog(next->logging.level));
+                        });
       std::unique_ptr<SignalWatcher> signals;
       auto stop = [&] {
         if (signals) signals->close();
@@ -64,9 +69,7 @@ int run_daemon(const std::string& config_path) {
               return;
             }
             if (signum == SIGHUP) {
-              // Reserved for reload (validate off the loop, swap the snapshot).
-              spdlog::warn("SIGHUP: configuration reload is not available yet; ignoring");
-              notifier.send("READY=1");
+              reloader.request();
               return;
             }
             spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -33,6 +33,12 @@ class Listener {
   // Stops accepting; established connections are not touched.
   void close() { tcp_.close(); }
 
+  // Reload: the same socket under new settings.
+  void reconfigure(const config::Listener& cfg) {
+    name_ = cfg.name;
+    max_connections = cfg.max_connections;
+  }
+
   uint32_t active = 0;        // connections accepted and not yet closed
   uint32_t max_connections = 0;
 

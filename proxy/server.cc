@@ -40,14 +40,98 @@ Result<bool> Server::start() {
   workers_ = std::move(workers).value();
 
   for (const auto& lc : cfg_->listeners) {
-    auto l = Listener::bind(loop_, lc, [this](Listener& self, uv_stream_t* s) { on_accept(self, s); });
+    auto l = bind(lc);
     if (!l) {
       listeners_.clear();
       return unexpected(l.error());
     }
-    spdlog::info("listener {} listening on {}", lc.name, (*l)->bound());
     listeners_.push_back(std::move(l).value());
   }
+  return true;
+}
+
+Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc) {
+  auto l = Listener::bind(loop_, lc, [this](Listener& self, uv_stream_t* s) { on_accept(self, s); });
+  if (l) spdlog::info("listener {} listening on {}", lc.name, (*l)->bound());
+  return l;
+}
+
+Result<bool> Server::reload(config::ConfigPtr next) {
+  if (draining_) return unexpected(std::string("shutting down"));
+  // 1. Everything that can fail, before anything changes.
+  std::vector<std::unique_ptr<Listener>> kept(next->listeners.size());
+  std::vector<std::unique_ptr<Listener>> old = std::move(listeners_);
+  listeners_.clear();
+  auto restore = [&] {
+    for (auto& l : old) {
+      if (l) listeners_.push_back(std::move(l));
+    }
+    for (auto& l : kept) {
+      if (l) listeners_.push_back(std::move(l));
+    }
+  };
+  for (size_t i = 0; i < next->listeners.size(); ++i) {
+    for (auto& l : old) {
+      if (l && l->address().same_endpoint(next->listeners[i].listen)) kept[i] = std::move(l);
+    }
+  }
+  std::vector<std::unique_ptr<Listener>> fresh(next->listeners.size());
+  for (size_t i = 0; i < next->listeners.size(); ++i) {
+    if (kept[i]) continue;
+    auto l = bind(next->listeners[i]);
+    if (!l) {
+      fresh.clear();  // closes what this reload bound
+      restore();
+      return unexpected(l.error());
+    }
+    fresh[i] = std::move(l).value();
+  }
+  std::unique_ptr<AccessLog> new_log;
+  const auto& al = next->logging.access_log;
+  if (al.path != cfg_->logging.access_log.path || al.format != cfg_->logging.access_log.format) {
+    auto log = AccessLog::open(al);
+    if (!log) {
+      fresh.clear();
+      restore();
+      return unexpected(log.error());
+    }
+    new_log = std::move(log).value();
+  }
+
+  // 2. Commit.
+  for (auto& l : old) {
+    if (!l) continue;
+    spdlog::info("listener {} on {} closed by reload", l->name(), l->bound());
+    l->close();
+    retired_listeners_.push_back(std::move(l));
+  }
+  for (size_t i = 0; i < next->listeners.size(); ++i) {
+    if (kept[i]) {
+      kept[i]->reconfigure(next->listeners[i]);
+      listeners_.push_back(std::move(kept[i]));
+    } else {
+      listeners_.push_back(std::move(fresh[i]));
+    }
+  }
+  std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools;
+  for (const auto& up : next->upstreams) {
+    auto it = pools_.find(up.name);
+    if (it != pools_.end() && it->second->reconfigure(up)) {
+      pools.emplace(up.name, std::move(it->second));
+      pools_.erase(it);
+    } else {
+      pools.emplace(up.name, std::make_unique<UpstreamPool>(loop_, up));
+    }
+  }
+  for (auto& [name, pool] : pools_) retired_pools_.push_back(std::move(pool));
+  pools_ = std::move(pools);
+  std::erase_if(retired_pools_, [](const auto& p) { return p->quiet(); });
+  if (new_log) access_log_ = std::move(new_log);
+  if (next->workers != cfg_->workers) {
+    spdlog::warn("workers: {} -> {} takes effect at the next restart", cfg_->workers,
+                 next->workers);
+  }
+  cfg_ = std::move(next);
   return true;
 }
 
@@ -68,6 +152,10 @@ void Server::on_accept(Listener& l, uv_stream_t* server) {
   const config::Listener* lc = nullptr;
   for (const auto& c : cfg_->listeners) {
     if (c.name == l.name()) lc = &c;
+  }
+  if (lc == nullptr) {  // a listener the current config no longer has
+    accept_and_drop(server);
+    return;
   }
   slot.conn = new ClientConnection(*this, id, slot.gen, cfg_, *lc);
   slot.listener = &l;
@@ -137,6 +225,7 @@ void Server::finish_shutdown() {
   drain_timer_.close();
   timers_.close();
   for (auto& [name, pool] : pools_) pool->close_idle();
+  for (auto& pool : retired_pools_) pool->close_idle();
   if (workers_) workers_->stop();
   auto done = std::move(on_drained_);
   on_drained_ = nullptr;

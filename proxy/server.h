@@ -35,6 +35,13 @@ class Server {
   // Binds every listener and starts the workers. On error nothing listens.
   Result<bool> start();
 
+  // Swaps in a new configuration snapshot: new requests use it, requests
+  // in flight finish with the one they started with. Listeners are kept
+  // (same address), bound (new) or closed (gone); upstream pools keep their
+  // state where the server list is unchanged. On error (a new listener
+  // cannot bind, the access log cannot open) nothing changes.
+  Result<bool> reload(config::ConfigPtr next);
+
   // Stops accepting, lets in-flight requests finish (closing idle
   // keep-alive connections at once), and calls `done` when the last
   // connection has closed or `timeout` has passed.
@@ -63,6 +70,7 @@ class Server {
   };
 
   void on_accept(Listener& l, uv_stream_t* server);
+  Result<std::unique_ptr<Listener>> bind(const config::Listener& lc);
   void on_routed(RouteResult&& r);
   void maybe_finish_shutdown();
   void finish_shutdown();
@@ -71,7 +79,11 @@ class Server {
   config::ConfigPtr cfg_;
   DeadlineTimers timers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
+  // Closed by a reload but still counted by their connections' slots.
+  std::vector<std::unique_ptr<Listener>> retired_listeners_;
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
+  // Replaced by a reload; kept until their last request has finished.
+  std::vector<std::unique_ptr<UpstreamPool>> retired_pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
   std::unique_ptr<AccessLog> access_log_;
 

@@ -17,6 +17,39 @@ UpstreamPool::UpstreamPool(uv_loop_t* loop, const config::Upstream& cfg)
 
 UpstreamPool::~UpstreamPool() { close_idle(); }
 
+bool UpstreamPool::reconfigure(const config::Upstream& cfg) {
+  if (cfg.servers.size() != cfg_.servers.size()) return false;
+  for (size_t i = 0; i < cfg.servers.size(); ++i) {
+    if (!cfg.servers[i].address.same_endpoint(cfg_.servers[i].address)) return false;
+  }
+  const bool new_balance = cfg.balance != cfg_.balance;
+  cfg_ = cfg;
+  for (size_t i = 0; i < cfg_.servers.size(); ++i) {
+    load_[i].weight = cfg_.servers[i].weight;
+    load_[i].max_concurrent = cfg_.servers[i].max_concurrent;
+  }
+  if (new_balance) balancer_ = make_balancer(cfg_.balance, cfg_.servers.size());
+  while (idle_count() > cfg_.keepalive.max_idle) {
+    for (auto& list : idle_) {
+      if (!list.empty() && idle_count() > cfg_.keepalive.max_idle) {
+        UpstreamConnection* c = list.front();
+        list.erase(list.begin());
+        c->abort();
+      }
+    }
+  }
+  wake_waiters();  // a raised cap may admit queued requests now
+  return true;
+}
+
+bool UpstreamPool::quiet() const {
+  if (queue_len_ > 0) return false;
+  for (const auto& l : load_) {
+    if (l.in_flight > 0) return false;
+  }
+  return true;
+}
+
 std::optional<size_t> UpstreamPool::acquire(TriedSet tried) {
   auto pick = balancer_->pick(load_, tried);
   if (pick) ++load_[*pick].in_flight;

@@ -45,6 +45,15 @@ class UpstreamPool {
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
   const config::Upstream& config() const { return cfg_; }
+
+  // Reload: takes the new settings (weights, caps, queue, keep-alive,
+  // timeouts, balance) while keeping in-flight counts, idle connections and
+  // the queue. Only possible when the server list is the same addresses in
+  // the same order (requests in flight hold server indexes); returns false
+  // otherwise, and the caller builds a new pool.
+  bool reconfigure(const config::Upstream& cfg);
+  // No request in flight or waiting: a retired pool can go.
+  bool quiet() const;
   uv_loop_t* loop() const { return loop_; }
   const config::Server& server_config(size_t i) const { return cfg_.servers[i]; }
 

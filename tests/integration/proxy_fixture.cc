@@ -10,6 +10,7 @@
 #include <catch2/catch.hpp>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 
@@ -103,6 +104,16 @@ Sluice::Sluice(const std::string& yaml, const std::string& listener) {
   REQUIRE(ready);
   port_ = port_from(line);
   REQUIRE(port_ != 0);
+}
+
+void Sluice::rewrite_config(const std::string& yaml) {
+  std::string tmp = config_->path() + ".new";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << yaml;
+    REQUIRE(out.good());
+  }
+  REQUIRE(std::rename(tmp.c_str(), config_->path().c_str()) == 0);
 }
 
 int64_t Sluice::rss_kib() const {

@@ -75,6 +75,9 @@ class Sluice {
   pid_t pid() const { return proc_->pid(); }
   // VmRSS of the process in KiB, -1 if unreadable.
   int64_t rss_kib() const;
+  // Replaces the config file atomically (write + rename), as an operator's
+  // editor or deployment would before `systemctl reload`.
+  void rewrite_config(const std::string& yaml);
 
  private:
   std::unique_ptr<TempFile> config_;
