@@ -27,9 +27,6 @@ spdlog::level::level_enum to_spdlog(config::LogLevel level) {
   return spdlog::level::info;
 }
 
-// How long SIGTERM waits for in-flight requests before closing them.
-constexpr config::Duration kDrainTimeout = std::chrono::seconds(30);
-
 }  // namespace
 
 int run_daemon(const std::string& config_path) {
@@ -74,7 +71,7 @@ int run_daemon(const std::string& config_path) {
             }
             spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
             notifier.stopping();
-            server.shutdown(kDrainTimeout, [&] {
+            server.shutdown(server.config()->drain_timeout, [&] {
               spdlog::info("stopped");
               stop();
             });

@@ -175,6 +175,8 @@ struct Logging {
 struct Config {
   std::string source;  // the file it was loaded from
   uint32_t workers = 0;  // resolved: never 0 after load (default: CPU count)
+  // SIGTERM waits this long for requests in flight before closing them.
+  Duration drain_timeout = 30s;
   std::vector<Listener> listeners;
   std::vector<Route> routes;
   std::vector<Upstream> upstreams;  // file order

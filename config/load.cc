@@ -40,10 +40,12 @@ void load_logging(LoadState& state, const MapReader& logging) {
 
 void load_document(LoadState& state, const YAML::Node& root) {
   MapReader top(state.diag, Field{root, "", root.Mark()},
-                {"workers", "listeners", "routes", "upstreams", "admin", "logging"});
+                {"workers", "drain_timeout", "listeners", "routes", "upstreams", "admin",
+                 "logging"});
   Config& config = state.config;
   config.workers = default_workers();
   top.read("workers", config.workers, integer<uint32_t>(1, 256));
+  top.read("drain_timeout", config.drain_timeout, positive_duration());
 
   if (auto listeners = top.get("listeners"))
     load_listeners(state, *listeners);

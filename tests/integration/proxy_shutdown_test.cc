@@ -44,3 +44,59 @@ TEST_CASE("SIGTERM: a slow request in flight completes and sluice exits 0", "[sh
   INFO(f.sluice().process().output());
   CHECK(status == 0);
 }
+
+TEST_CASE("SIGTERM under load: every request in flight and queued is answered", "[shutdown]") {
+  // A cap of 2 and 6 slow requests: 2 at the app, 4 waiting in sluice's queue.
+  ProxyFixture f(
+      "listeners:\n"
+      "  - { name: web, listen: \"127.0.0.1:0\" }\n"
+      "routes:\n"
+      "  - { name: all, upstream: app }\n"
+      "upstreams:\n"
+      "  app:\n"
+      "    servers: [ { address: \"127.0.0.1:{B0}\", max_concurrent: 2 } ]\n"
+      "    queue: { max_length: 100, timeout: 10s }\n"
+      "logging: { level: info, access_log: { path: \"off\" } }\n");
+  std::vector<UniqueFd> conns;
+  for (int i = 0; i < 6; ++i) {
+    conns.push_back(connect_or_fail(f.port()));
+    REQUIRE(send_all(conns.back().get(), build_request("GET", "/sleep?ms=300")));
+  }
+  auto deadline = Clock::now() + 3s;
+  while (f.backend().stats().active < 2 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  REQUIRE(f.backend().stats().active == 2);
+
+  f.sluice().process().signal(SIGTERM);
+  for (auto& c : conns) {
+    HttpResponse r = read_response(c.get(), 5s);
+    INFO(r.error);
+    CHECK(r.status == 200);
+    CHECK(r.complete);
+  }
+  CHECK(f.backend().stats().max_active <= 2);
+  auto status = f.sluice().process().wait_exit(5s);
+  INFO(f.sluice().process().output());
+  CHECK(status == 0);
+}
+
+TEST_CASE("SIGTERM: drain_timeout bounds the wait for a request that takes too long",
+          "[shutdown]") {
+  ProxyFixture f("drain_timeout: 400ms\n" + simple_config());
+  UniqueFd busy = connect_or_fail(f.port());
+  REQUIRE(send_all(busy.get(), build_request("GET", "/sleep?ms=5000")));
+  auto deadline = Clock::now() + 3s;
+  while (f.backend().stats().active < 1 && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
+  REQUIRE(f.backend().stats().active == 1);
+
+  auto t0 = Clock::now();
+  f.sluice().process().signal(SIGTERM);
+  auto status = f.sluice().process().wait_exit(5s);
+  auto took = Clock::now() - t0;
+  INFO(f.sluice().process().output());
+  CHECK(status == 0);
+  CHECK(took >= 350ms);
+  CHECK(took < 2s);
+  // The cut-off request was not answered as if complete.
+  HttpResponse r = read_response(busy.get(), 2s);
+  CHECK_FALSE(r.complete);
+}
