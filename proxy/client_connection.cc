@@ -81,6 +81,7 @@ void Exchange::reset() {
   sent_body = 0;
   started_ns = 0;
   upstream_addr = nullptr;
+  queued_ns = 0;
   expect_continue = response_started = response_done = chunk_response = false;
   close_after_response = false;
 }
@@ -186,6 +187,7 @@ void ClientConnection::on_timeout(DeadlineNode* node) {
     case ClientState::ReadingBody: self->reject(408); break;
     case ClientState::Queued:
       self->x_->pool->dequeue(self);
+      ++self->upstream_metrics().shed[static_cast<size_t>(ShedReason::QueueTimeout)];
       self->send_local(503, "upstream busy\n", nullptr, false, 1);
       break;
     case ClientState::Proxying:
@@ -537,16 +539,19 @@ void ClientConnection::try_acquire() {
     return;
   }
   if (x_->tried != 0 || x_->pool->queue_full()) {
+    if (x_->tried == 0) ++upstream_metrics().shed[static_cast<size_t>(ShedReason::QueueFull)];
     // Every server tried, or the waiting room is full: shed, never pile on.
     send_local(503, "upstream busy\n", nullptr, x_->head.has_body, 1);
     return;
   }
   x_->pool->enqueue(this);
+  x_->queued_ns = uv_hrtime();
   transition(ClientState::Queued);
 }
 
 void ClientConnection::on_slot_available() {
   if (state_ != ClientState::Queued) return;
+  upstream_metrics().queue_wait.observe_us((uv_hrtime() - x_->queued_ns) / 1000);
   try_acquire();
 }
 
@@ -711,6 +716,7 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
                                       is_idempotent(x_->head.method_view())));
   if (replayable && x_->attempts_left > 0) {
     --x_->attempts_left;
+    ++upstream_metrics().retries;
     x_->body_flowing = false;
     auto server = x_->pool->acquire(x_->tried);
     if (!server) server = x_->pool->acquire(0);  // a single server: try it again
@@ -760,7 +766,7 @@ bool ClientConnection::want_keep_alive() const {
 
 void ClientConnection::finish_exchange() {
   if (!x_->request_done || !x_->response_done) return;
-  log_access();
+  record_request();
   if (x_->close_after_response || !want_keep_alive()) {
     transition(ClientState::Draining);
     update_read_state();
@@ -804,7 +810,7 @@ void ClientConnection::send_local(int status, std::string_view body,
   x_->status = static_cast<uint16_t>(status);
   x_->sent_body = x_->head.method_view() == "HEAD" ? 0 : body.size();
   write(x_->out);
-  log_access();
+  record_request();
   if (state_ == ClientState::Closing) return;
   if (close_after) {
     transition(ClientState::Draining);
@@ -854,9 +860,21 @@ void ClientConnection::on_written(void* p, int status) {
   if (self->state_ == ClientState::Proxying) self->arm_timer();
 }
 
-void ClientConnection::log_access() {
+UpstreamMetrics& ClientConnection::upstream_metrics() {
+  return server_.metrics().upstreams[x_->pool->config().name];
+}
+
+void ClientConnection::record_request() {
   if (x_->logged) return;
   x_->logged = true;
+  const uint64_t duration_us = (uv_hrtime() - x_->started_ns) / 1000;
+  Metrics& m = server_.metrics();
+  m.response_body_bytes += x_->sent_body;
+  static const std::string kNoRoute;
+  RouteMetrics& rm = m.routes[x_->route != nullptr ? x_->route->name : kNoRoute];
+  ++rm.by_class[x_->status >= 100 && x_->status < 600 ? x_->status / 100 : 0];
+  rm.duration.observe_us(duration_us);
+
   AccessLog& log = server_.access_log();
   if (!log.enabled()) return;
   const RequestHead& h = x_->head;
@@ -871,7 +889,7 @@ void ClientConnection::log_access() {
   e.user_agent = h.header("user-agent");
   if (x_->route != nullptr) e.route = x_->route->name;
   if (x_->upstream_addr != nullptr) e.upstream = *x_->upstream_addr;
-  e.duration_us = (uv_hrtime() - x_->started_ns) / 1000;
+  e.duration_us = duration_us;
   log.log(e);
 }
 
@@ -885,9 +903,12 @@ void ClientConnection::drain() {
 void ClientConnection::close() {
   if (state_ == ClientState::Closing) return;
   if (x_ != nullptr) {
+    if (state_ == ClientState::Queued) {
+      ++upstream_metrics().shed[static_cast<size_t>(ShedReason::ClientGone)];
+    }
     // A request cut short (client gone, upstream died mid-response) is
     // logged too: with its status, or 499 if nothing was sent.
-    if (x_->head_seen) log_access();
+    if (x_->head_seen) record_request();
     drop_upstream();
   }
   state_ = ClientState::Closing;

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/deadline_timers.h"
 #include "proxy/input_buffer.h"
+#include "proxy/metrics.h"
 #include "proxy/routing.h"
 #include "proxy/stream_writer.h"
 #include "proxy/upstream_connection.h"
@@ -61,6 +62,7 @@ struct Exchange {
   uint64_t sent_body = 0;       // response body bytes sent
   uint64_t started_ns = 0;      // uv_hrtime() at the first byte of the request
   const std::string* upstream_addr = nullptr;  // the server used, in the pool's config
+  uint64_t queued_ns = 0;       // uv_hrtime() when it joined the upstream's queue
 
   // Ready for a new request; keeps every buffer's capacity.
   void reset();
@@ -125,7 +127,8 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   // response head, its body and its end leave in one system call.
   void emit(const uv_buf_t* bufs, unsigned n);
   void uncork();
-  void log_access();
+  void record_request();  // metrics and the access-log line, once per request
+  UpstreamMetrics& upstream_metrics();
   void release_slot();
   void drop_upstream();
   bool want_keep_alive() const;

@@ -39,6 +39,11 @@ Result<bool> Server::start() {
   if (!workers) return unexpected(workers.error());
   workers_ = std::move(workers).value();
 
+  if (cfg_->admin.listen) {
+    auto admin = AdminServer::start(loop_, *cfg_->admin.listen, *this);
+    if (!admin) return unexpected(admin.error());
+    admin_ = std::move(admin).value();
+  }
   for (const auto& lc : cfg_->listeners) {
     auto l = bind(lc);
     if (!l) {
@@ -86,6 +91,20 @@ Result<bool> Server::reload(config::ConfigPtr next) {
     }
     fresh[i] = std::move(l).value();
   }
+  const auto& na = next->admin.listen;
+  const auto& oa = cfg_->admin.listen;
+  bool admin_changed = na.has_value() != oa.has_value() || (na && !na->same_endpoint(*oa));
+  std::unique_ptr<AdminServer> new_admin;
+  if (admin_changed && na) {
+    if (admin_) admin_->close();  // free the port in case only the spelling changed
+    auto admin = AdminServer::start(loop_, *na, *this);
+    if (!admin) {
+      fresh.clear();
+      restore();
+      return unexpected(admin.error());
+    }
+    new_admin = std::move(admin).value();
+  }
   std::unique_ptr<AccessLog> new_log;
   const auto& al = next->logging.access_log;
   if (al.path != cfg_->logging.access_log.path || al.format != cfg_->logging.access_log.format) {
@@ -127,6 +146,7 @@ Result<bool> Server::reload(config::ConfigPtr next) {
   pools_ = std::move(pools);
   std::erase_if(retired_pools_, [](const auto& p) { return p->quiet(); });
   if (new_log) access_log_ = std::move(new_log);
+  if (admin_changed) admin_ = std::move(new_admin);
   if (next->workers != cfg_->workers) {
     spdlog::warn("workers: {} -> {} takes effect at the next restart", cfg_->workers,
                  next->workers);
@@ -157,6 +177,7 @@ void Server::on_accept(Listener& l, uv_stream_t* server) {
     accept_and_drop(server);
     return;
   }
+  ++metrics_.connections_accepted;
   slot.conn = new ClientConnection(*this, id, slot.gen, cfg_, *lc);
   slot.listener = &l;
   ++l.active;
@@ -195,6 +216,7 @@ void Server::shutdown(config::Duration timeout, std::function<void()> done) {
   draining_ = true;
   on_drained_ = std::move(done);
   for (auto& l : listeners_) l->close();
+  if (admin_) admin_->close();
   spdlog::info("draining {} connection(s)", live_);
   for (auto& slot : slots_) {
     if (slot.conn) slot.conn->drain();
@@ -223,6 +245,7 @@ void Server::maybe_finish_shutdown() {
 
 void Server::finish_shutdown() {
   drain_timer_.close();
+  admin_.reset();
   timers_.close();
   for (auto& [name, pool] : pools_) pool->close_idle();
   for (auto& pool : retired_pools_) pool->close_idle();

@@ -17,7 +17,9 @@
 #include "core/uv_handle.h"
 #include "core/worker_pool.h"
 #include "proxy/access_log.h"
+#include "proxy/admin.h"
 #include "proxy/listener.h"
+#include "proxy/metrics.h"
 #include "proxy/routing.h"
 #include "proxy/upstream_pool.h"
 
@@ -55,6 +57,10 @@ class Server {
   bool submit(RouteJob& job);
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   AccessLog& access_log() { return *access_log_; }
+  Metrics& metrics() { return metrics_; }
+  const std::unordered_map<std::string, std::unique_ptr<UpstreamPool>>& pools() const {
+    return pools_;
+  }
   // SIGUSR1: log files are reopened (logrotate has moved them).
   void reopen_logs() { access_log_->reopen(); }
   void release(ClientConnection* conn);  // its handles have closed
@@ -86,6 +92,8 @@ class Server {
   std::vector<std::unique_ptr<UpstreamPool>> retired_pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
   std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<AdminServer> admin_;
+  Metrics metrics_;
 
   std::vector<Slot> slots_;
   std::vector<ConnId> free_slots_;

@@ -4,6 +4,7 @@
 add_executable(proxy_integration_tests
   proxy_fixture.cc
   proxy_access_log_test.cc
+  proxy_admin_test.cc
   proxy_reload_test.cc
   proxy_client_side_test.cc
   proxy_routing_test.cc
@@ -19,7 +20,7 @@ target_compile_definitions(proxy_integration_tests PRIVATE
   SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}")
 add_dependencies(proxy_integration_tests sluice sluice-backend)
 
-foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload)
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin)
   add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
   set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
 endforeach()

@@ -1,0 +1,340 @@
+#include "proxy/admin.h"
+
+#include <llhttp.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <string_view>
+
+#include "proxy/server.h"
+#include "proxy/upstream_pool.h"
+
+namespace sluice::proxy {
+
+namespace {
+
+// One admin request: read the head, answer, close. Owns its socket and
+// frees itself in the close callback.
+class AdminConnection {
+ public:
+  explicit AdminConnection(AdminServer& admin) : admin_(admin) {
+    llhttp_settings_init(&settings_);
+    settings_.on_url = [](llhttp_t* p, const char* at, size_t len) {
+      static_cast<AdminConnection*>(p->data)->url_.append(at, len);
+      return 0;
+    };
+    settings_.on_headers_complete = [](llhttp_t* p) -> int {
+      static_cast<AdminConnection*>(p->data)->head_done_ = true;
+      return HPE_PAUSED;
+    };
+    llhttp_init(&parser_, HTTP_REQUEST, &settings_);
+    parser_.data = this;
+  }
+
+  bool accept(uv_stream_t* server) {
+    uv_tcp_init(server->loop, &tcp_);
+    tcp_.data = this;
+    if (uv_accept(server, stream()) != 0) {
+      close();
+      return false;
+    }
+    uv_read_start(stream(), &on_alloc, &on_read);
+    return true;
+  }
+
+ private:
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+
+  static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
+    auto* self = static_cast<AdminConnection*>(h->data);
+    *buf = uv_buf_init(self->in_, sizeof self->in_);
+  }
+
+  static void on_read(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
+    auto* self = static_cast<AdminConnection*>(s->data);
+    if (n == 0) return;
+    if (n < 0 || self->responded_) {
+      self->close();
+      return;
+    }
+    llhttp_errno_t err = llhttp_execute(&self->parser_, buf->base, static_cast<size_t>(n));
+    if (self->head_done_) {
+      self->respond(llhttp_get_method(&self->parser_) == HTTP_GET);
+    } else if (err != HPE_OK || self->url_.size() > 4096) {
+      self->send(400, "text/plain", "bad request\n");
+    }
+  }
+
+  void respond(bool is_get) {
+    std::string_view path(url_);
+    path = path.substr(0, path.find('?'));
+    if (!is_get) send(405, "text/plain", "only GET\n");
+    else if (path == "/metrics") send(200, "text/plain; version=0.0.4", admin_.render_metrics());
+    else if (path == "/status") send(200, "application/json", admin_.render_status());
+    else send(404, "text/plain", "try /metrics or /status\n");
+  }
+
+  void send(int status, const char* type, const std::string& body) {
+    responded_ = true;
+    uv_read_stop(stream());
+    const char* reason = status == 200 ? "OK" : status == 404 ? "Not Found"
+                       : status == 405 ? "Method Not Allowed" : "Bad Request";
+    char head[256];
+    int len = std::snprintf(head, sizeof head,
+                            "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                            "Cache-Control: no-store\r\nConnection: close\r\n\r\n",
+                            status, reason, type, body.size());
+    out_.assign(head, static_cast<size_t>(len));
+    out_ += body;
+    uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+    write_.data = this;
+    if (uv_write(&write_, stream(), &b, 1, [](uv_write_t* w, int) {
+          static_cast<AdminConnection*>(w->data)->close();
+        }) != 0) {
+      close();
+    }
+  }
+
+  void close() {
+    if (closing_) return;
+    closing_ = true;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tcp_),
+             [](uv_handle_t* h) { delete static_cast<AdminConnection*>(h->data); });
+  }
+
+  AdminServer& admin_;
+  uv_tcp_t tcp_{};
+  uv_write_t write_{};
+  llhttp_t parser_{};
+  llhttp_settings_t settings_{};
+  char in_[4096];
+  std::string url_;
+  std::string out_;
+  bool head_done_ = false;
+  bool responded_ = false;
+  bool closing_ = false;
+};
+
+void append_labels(std::string& out, std::initializer_list<std::pair<const char*, std::string_view>> labels) {
+  out.push_back('{');
+  bool first = true;
+  for (const auto& [k, v] : labels) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.append(k);
+    out.append("=\"");
+    for (char c : v) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      if (c == '\n') {
+        out.append("\\n");
+        continue;
+      }
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+}
+
+void line(std::string& out, const char* name,
+          std::initializer_list<std::pair<const char*, std::string_view>> labels, double value) {
+  out.append(name);
+  if (labels.size() > 0) append_labels(out, labels);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, " %.17g\n", value);
+  out.append(buf);
+}
+
+void help(std::string& out, const char* name, const char* type, const char* text) {
+  out.append("# HELP ").append(name).append(" ").append(text).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void histogram(std::string& out, const std::string& name, const char* label, std::string_view value,
+               const Histogram& h) {
+  std::string bucket = name + "_bucket";
+  for (size_t i = 0; i < Histogram::kBounds.size(); ++i) {
+    char le[32];
+    std::snprintf(le, sizeof le, "%g", Histogram::kBounds[i]);
+    line(out, bucket.c_str(), {{label, value}, {"le", le}}, static_cast<double>(h.cumulative(i)));
+  }
+  line(out, bucket.c_str(), {{label, value}, {"le", "+Inf"}}, static_cast<double>(h.count()));
+  line(out, (name + "_sum").c_str(), {{label, value}}, h.sum_seconds());
+  line(out, (name + "_count").c_str(), {{label, value}}, static_cast<double>(h.count()));
+}
+
+void json_string(std::string& out, std::string_view s) {
+  out.push_back('"');
+  for (char c : s) {
+    if (c == '"' || c == '\\') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('"');
+}
+
+}  // namespace
+
+Result<std::unique_ptr<AdminServer>> AdminServer::start(uv_loop_t* loop,
+                                                        const config::SocketAddress& address,
+                                                        Server& server) {
+  std::unique_ptr<AdminServer> admin(new AdminServer(server));
+  auto tcp = UvHandle<uv_tcp_t>::create(uv_tcp_init, loop);
+  if (!tcp) return unexpected("admin: " + tcp.error());
+  admin->tcp_ = std::move(tcp).value();
+  admin->tcp_->data = admin.get();
+  int rc = uv_tcp_bind(admin->tcp_.get(), address.sa(), 0);
+  if (rc == 0) {
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(admin->tcp_.get()), 64,
+                   &AdminServer::on_connection);
+  }
+  if (rc != 0) {
+    return unexpected("admin: listen " + address.text + ": " + uv_strerror(rc));
+  }
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_tcp_getsockname(admin->tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  char ip[64] = "";
+  if (ss.ss_family == AF_INET6) {
+    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
+    admin->bound_ = "[" + std::string(ip) + "]:" +
+                    std::to_string(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
+  } else {
+    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
+    admin->bound_ = std::string(ip) + ":" +
+                    std::to_string(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
+  }
+  spdlog::info("admin listening on {}", admin->bound_);
+  return admin;
+}
+
+AdminServer::~AdminServer() { tcp_.close(); }
+
+void AdminServer::on_connection(uv_stream_t* s, int status) {
+  auto* self = static_cast<AdminServer*>(s->data);
+  if (self == nullptr || status != 0) return;
+  auto* conn = new AdminConnection(*self);
+  conn->accept(s);  // frees itself on any failure
+}
+
+std::string AdminServer::render_metrics() const {
+  const Metrics& m = server_.metrics();
+  std::string out;
+  out.reserve(8192);
+  static const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+  help(out, "sluice_requests_total", "counter",
+       "Requests answered, by route and status class (none: the client left first).");
+  for (const auto& [route, rm] : m.routes) {
+    for (size_t c = 0; c < rm.by_class.size(); ++c) {
+      if (rm.by_class[c] == 0) continue;
+      line(out, "sluice_requests_total", {{"route", route}, {"class", kClass[c]}},
+           static_cast<double>(rm.by_class[c]));
+    }
+  }
+  help(out, "sluice_request_duration_seconds", "histogram",
+       "Time from a request's first byte to its last response byte queued.");
+  for (const auto& [route, rm] : m.routes) {
+    histogram(out, "sluice_request_duration_seconds", "route", route, rm.duration);
+  }
+  help(out, "sluice_response_body_bytes_total", "counter", "Response body bytes sent to clients.");
+  line(out, "sluice_response_body_bytes_total", {}, static_cast<double>(m.response_body_bytes));
+  help(out, "sluice_connections_accepted_total", "counter", "Client connections accepted.");
+  line(out, "sluice_connections_accepted_total", {}, static_cast<double>(m.connections_accepted));
+  help(out, "sluice_connections_open", "gauge", "Client connections open now.");
+  line(out, "sluice_connections_open", {}, static_cast<double>(server_.connection_count()));
+  help(out, "sluice_access_log_dropped_total", "counter",
+       "Access-log lines dropped because the writer could not keep up.");
+  line(out, "sluice_access_log_dropped_total", {},
+       static_cast<double>(server_.access_log().dropped()));
+
+  help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+      line(out, "sluice_upstream_in_flight",
+           {{"upstream", name}, {"server", pool->server_config(i).address.text}},
+           static_cast<double>(pool->in_flight(i)));
+    }
+  }
+  help(out, "sluice_upstream_limit", "gauge", "Configured max_concurrent per server (0: none).");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+      line(out, "sluice_upstream_limit",
+           {{"upstream", name}, {"server", pool->server_config(i).address.text}},
+           static_cast<double>(pool->server_config(i).max_concurrent));
+    }
+  }
+  help(out, "sluice_upstream_healthy", "gauge", "1 if the server is in use.");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+      line(out, "sluice_upstream_healthy",
+           {{"upstream", name}, {"server", pool->server_config(i).address.text}}, 1);
+    }
+  }
+  help(out, "sluice_upstream_queue_depth", "gauge", "Requests waiting for a free server slot.");
+  for (const auto& [name, pool] : server_.pools()) {
+    line(out, "sluice_upstream_queue_depth", {{"upstream", name}},
+         static_cast<double>(pool->queue_length()));
+  }
+  help(out, "sluice_upstream_shed_total", "counter",
+       "Requests answered 503 without reaching the app, by reason.");
+  help(out, "sluice_upstream_retries_total", "counter", "Requests retried on another attempt.");
+  help(out, "sluice_upstream_queue_wait_seconds", "histogram",
+       "Time queued requests waited for a slot.");
+  for (const auto& [name, pool] : server_.pools()) {
+    auto it = m.upstreams.find(name);
+    UpstreamMetrics none;
+    const UpstreamMetrics& um = it == m.upstreams.end() ? none : it->second;
+    for (size_t r = 0; r < um.shed.size(); ++r) {
+      line(out, "sluice_upstream_shed_total",
+           {{"upstream", name}, {"reason", to_string(static_cast<ShedReason>(r))}},
+           static_cast<double>(um.shed[r]));
+    }
+    line(out, "sluice_upstream_retries_total", {{"upstream", name}},
+         static_cast<double>(um.retries));
+    histogram(out, "sluice_upstream_queue_wait_seconds", "upstream", name, um.queue_wait);
+  }
+  return out;
+}
+
+std::string AdminServer::render_status() const {
+  std::string out = "{\"version\":";
+  json_string(out, SLUICE_VERSION);
+  out += ",\"connections\":" + std::to_string(server_.connection_count());
+  out += ",\"draining\":";
+  out += server_.draining() ? "true" : "false";
+  out += ",\"listeners\":[";
+  bool first = true;
+  for (const auto& l : server_.listeners()) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"name\":";
+    json_string(out, l->name());
+    out += ",\"address\":";
+    json_string(out, l->bound());
+    out += ",\"connections\":" + std::to_string(l->active) + "}";
+  }
+  out += "],\"upstreams\":[";
+  first = true;
+  for (const auto& [name, pool] : server_.pools()) {
+    if (!first) out += ",";
+    first = false;
+    out += "{\"name\":";
+    json_string(out, name);
+    out += ",\"queue_depth\":" + std::to_string(pool->queue_length());
+    out += ",\"idle_connections\":" + std::to_string(pool->idle_count());
+    out += ",\"servers\":[";
+    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+      if (i > 0) out += ",";
+      out += "{\"address\":";
+      json_string(out, pool->server_config(i).address.text);
+      out += ",\"in_flight\":" + std::to_string(pool->in_flight(i));
+      out += ",\"limit\":" + std::to_string(pool->server_config(i).max_concurrent);
+      out += ",\"healthy\":true}";
+    }
+    out += "]}";
+  }
+  out += "]}\n";
+  return out;
+}
+
+}  // namespace sluice::proxy

@@ -1,0 +1,42 @@
+// The admin listener (off unless `admin.listen` is set): GET /metrics in
+// the Prometheus text format and GET /status as JSON. Served on the loop
+// like everything else; each answer is built from loop-owned state, so it
+// needs no locking, and the connection closes after one response.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/result.h"
+#include "core/uv_handle.h"
+
+namespace sluice::proxy {
+
+class Server;
+
+class AdminServer {
+ public:
+  static Result<std::unique_ptr<AdminServer>> start(uv_loop_t* loop,
+                                                    const config::SocketAddress& address,
+                                                    Server& server);
+  ~AdminServer();
+  const std::string& bound() const { return bound_; }
+  void close() { tcp_.close(); }
+
+  // The bodies, for tests and for the page.
+  std::string render_metrics() const;
+  std::string render_status() const;
+
+ private:
+  explicit AdminServer(Server& server) : server_(server) {}
+  static void on_connection(uv_stream_t* s, int status);
+
+  Server& server_;
+  UvHandle<uv_tcp_t> tcp_;
+  std::string bound_;
+};
+
+}  // namespace sluice::proxy
