@@ -7,7 +7,7 @@
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test asan tsan clang bench clean
+.PHONY: all deps test-deps build run test asan tsan clang bench clean deb
 
 all: build
 
@@ -21,10 +21,14 @@ build: deps
 run: build
 	@sh packaging/run-demo.sh build
 
-test: build
+# The admin status page is checked in a real headless Chromium.
+test-deps: deps
+	@sh packaging/install-deps.sh --with chromium
+
+test: test-deps build
 	@cd build && ctest --output-on-failure -j$(JOBS) --timeout 600
 
-asan: deps
+asan: test-deps
 	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=asan >/dev/null
 	@cmake --build build-asan -j$(JOBS)
 	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
@@ -36,7 +40,7 @@ tsan: deps
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 	  ctest --output-on-failure -R core_unit_tests
 
-clang: deps
+clang: test-deps
 	@sh packaging/install-deps.sh --with clang-14
 	@CC=clang-14 CXX=clang++-14 cmake -S . -B build-clang -DCMAKE_BUILD_TYPE=Release >/dev/null
 	@cmake --build build-clang -j$(JOBS)
@@ -47,3 +51,7 @@ bench: build
 
 clean:
 	rm -rf build build-asan build-tsan build-clang
+
+# build/sluice_<version>_<arch>.deb (packaging/cpack.cmake)
+deb: build
+	@cmake --build build && cd build && cpack -G DEB

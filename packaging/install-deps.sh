@@ -3,10 +3,13 @@
 # Idempotent, and silent when everything is already there.
 set -eu
 
-# Build and unit-test dependencies.
+# Build and unit-test dependencies; dpkg-dev (dpkg-shlibdeps for `make deb`),
+# systemd (systemd-analyze) and procps (/bin/kill, which the unit uses) for
+# the packaging tests.
 PACKAGES="build-essential cmake pkg-config make
 libuv1-dev node-llhttp libyaml-cpp-dev libspdlog-dev libfmt-dev libcli11-dev libre2-dev catch2
-curl"
+curl
+dpkg-dev systemd procps"
 
 # Extras for `make bench`, `make asan` etc. are installed by those targets.
 if [ "${1:-}" = "--with" ]; then

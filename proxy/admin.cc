@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <string_view>
 
+#include "proxy/admin_page.h"
 #include "proxy/server.h"
 #include "proxy/upstream_pool.h"
 
@@ -71,7 +72,8 @@ class AdminConnection {
     if (!is_get) send(405, "text/plain", "only GET\n");
     else if (path == "/metrics") send(200, "text/plain; version=0.0.4", admin_.render_metrics());
     else if (path == "/status") send(200, "application/json", admin_.render_status());
-    else send(404, "text/plain", "try /metrics or /status\n");
+    else if (path == "/") send(200, "text/html; charset=utf-8", std::string(admin_page_html()));
+    else send(404, "text/plain", "try /, /metrics or /status\n");
   }
 
   void send(int status, const char* type, const std::string& body) {
@@ -313,6 +315,25 @@ std::string AdminServer::render_status() const {
     json_string(out, l->bound());
     out += ",\"connections\":" + std::to_string(l->active) + "}";
   }
+  out += "],\"routes\":[";
+  first = true;
+  for (const auto& [route, rm] : server_.metrics().routes) {
+    if (!first) out += ",";
+    first = false;
+    uint64_t total = 0;
+    for (uint64_t n : rm.by_class) total += n;
+    out += "{\"name\":";
+    json_string(out, route);
+    out += ",\"requests\":" + std::to_string(total);
+    out += ",\"2xx\":" + std::to_string(rm.by_class[2]);
+    out += ",\"4xx\":" + std::to_string(rm.by_class[4]);
+    out += ",\"5xx\":" + std::to_string(rm.by_class[5]);
+    char sum[32];
+    std::snprintf(sum, sizeof sum, "%.6f", rm.duration.sum_seconds());
+    out += ",\"duration_sum\":";
+    out += sum;
+    out += ",\"duration_count\":" + std::to_string(rm.duration.count()) + "}";
+  }
   out += "],\"upstreams\":[";
   first = true;
   for (const auto& [name, pool] : server_.pools()) {
@@ -321,6 +342,11 @@ std::string AdminServer::render_status() const {
     out += "{\"name\":";
     json_string(out, name);
     out += ",\"queue_depth\":" + std::to_string(pool->queue_length());
+    uint64_t shed = 0;
+    if (auto it = server_.metrics().upstreams.find(name); it != server_.metrics().upstreams.end()) {
+      for (uint64_t n : it->second.shed) shed += n;
+    }
+    out += ",\"shed\":" + std::to_string(shed);
     out += ",\"idle_connections\":" + std::to_string(pool->idle_count());
     out += ",\"servers\":[";
     for (size_t i = 0; i < pool->config().servers.size(); ++i) {

@@ -5,6 +5,7 @@ add_executable(proxy_integration_tests
   proxy_fixture.cc
   proxy_access_log_test.cc
   proxy_admin_test.cc
+  proxy_admin_page_test.cc
   proxy_reload_test.cc
   proxy_client_side_test.cc
   proxy_routing_test.cc
@@ -17,10 +18,11 @@ target_link_libraries(proxy_integration_tests PRIVATE sluice_test_support Catch2
 target_compile_definitions(proxy_integration_tests PRIVATE
   SLUICE_BINARY="$<TARGET_FILE:sluice>"
   SLUICE_BACKEND_BINARY="$<TARGET_FILE:sluice-backend>"
-  SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}")
+  SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}"
+  SLUICE_BINARY_DIR="${CMAKE_CURRENT_BINARY_DIR}")
 add_dependencies(proxy_integration_tests sluice sluice-backend)
 
-foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin)
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin admin_page)
   add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
   set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
 endforeach()
