@@ -35,6 +35,9 @@ void Reloader::start() {
 void Reloader::work(uv_work_t* req) {
   auto* self = static_cast<Reloader*>(req->data);
   self->loaded_.emplace(config::load_file(self->path_));
+  // Opened here, off the loop, whether or not it changed: the loop uses it
+  // only if it did. Appending to the same file twice is harmless.
+  if (*self->loaded_) self->log_.emplace(proxy::AccessLog::open((**self->loaded_)->logging.access_log));
 }
 
 void Reloader::done(uv_work_t* req, int) {
@@ -42,11 +45,14 @@ void Reloader::done(uv_work_t* req, int) {
   self->running_ = false;
   auto loaded = std::move(*self->loaded_);
   self->loaded_.reset();
+  auto log = self->log_ ? std::move(*self->log_)
+                        : Result<std::unique_ptr<proxy::AccessLog>>(unexpected(std::string("not loaded")));
+  self->log_.reset();
   if (!loaded) {
     for (const auto& e : loaded.error()) spdlog::error("{}", e.to_string());
     spdlog::error("reload: {} has {} error(s); the running configuration stays", self->path_,
                   loaded.error().size());
-  } else if (auto applied = self->server_.reload(*loaded); !applied) {
+  } else if (auto applied = self->server_.reload(*loaded, std::move(log)); !applied) {
     spdlog::error("reload: {}; the running configuration stays", applied.error());
   } else {
     self->applied_(*loaded);

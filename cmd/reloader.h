@@ -43,6 +43,7 @@ class Reloader {
   bool again_ = false;
   // Written by the threadpool in work(), read on the loop in done().
   std::optional<Result<config::ConfigPtr, config::ConfigErrors>> loaded_;
+  std::optional<Result<std::unique_ptr<proxy::AccessLog>>> log_;
 };
 
 }  // namespace sluice

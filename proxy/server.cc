@@ -61,7 +61,7 @@ Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc) {
   return l;
 }
 
-Result<bool> Server::reload(config::ConfigPtr next) {
+Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log) {
   if (draining_) return unexpected(std::string("shutting down"));
   // 1. Everything that can fail, before anything changes.
   std::vector<std::unique_ptr<Listener>> kept(next->listeners.size());
@@ -108,7 +108,6 @@ Result<bool> Server::reload(config::ConfigPtr next) {
   std::unique_ptr<AccessLog> new_log;
   const auto& al = next->logging.access_log;
   if (al.path != cfg_->logging.access_log.path || al.format != cfg_->logging.access_log.format) {
-    auto log = AccessLog::open(al);
     if (!log) {
       fresh.clear();
       restore();

@@ -41,8 +41,10 @@ class Server {
   // in flight finish with the one they started with. Listeners are kept
   // (same address), bound (new) or closed (gone); upstream pools keep their
   // state where the server list is unchanged. On error (a new listener
-  // cannot bind, the access log cannot open) nothing changes.
-  Result<bool> reload(config::ConfigPtr next);
+  // cannot bind, the access log cannot open) nothing changes. `log` is the
+  // new config's access log, opened off the loop (opening a file blocks);
+  // it is used only if the log's path or format changed.
+  Result<bool> reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log);
 
   // Stops accepting, lets in-flight requests finish (closing idle
   // keep-alive connections at once), and calls `done` when the last
