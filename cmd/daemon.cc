@@ -44,43 +44,52 @@ int run_daemon(const std::string& config_path) {
     Loop loop;
     SdNotifier notifier;
     proxy::Server server(loop.get(), cfg);
-    if (auto started = server.start(); !started) {
-      spdlog::error("{}", started.error());
+    Reloader reloader(loop.get(), config_path, server, notifier,
+                      [](const config::ConfigPtr& next) {
+                        init_logging(to_spdlog(next->logging.level));
+                      });
+    UvHandle<uv_timer_t> watchdog;
+    std::unique_ptr<SignalWatcher> signals;
+    auto stop = [&] {
+      if (signals) signals->close();
+      watchdog.close();
+    };
+    // Signals are watched before any listener is bound: a SIGHUP or SIGTERM
+    // sent as soon as the port answers must not meet the default action
+    // (which for SIGHUP is to terminate). Their callbacks run on the loop.
+    auto watcher = SignalWatcher::create(
+        loop.get(), {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signum) {
+          if (signum == SIGUSR1) {
+            spdlog::info("SIGUSR1: reopening log files");
+            server.reopen_logs();
+            return;
+          }
+          if (signum == SIGHUP) {
+            reloader.request();
+            return;
+          }
+          spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+          notifier.stopping();
+          server.shutdown(server.config()->drain_timeout, [&] {
+            spdlog::info("stopped");
+            stop();
+          });
+        });
+    if (!watcher) {
+      spdlog::error("{}", watcher.error());
       exit_code = 1;
     } else {
-      UvHandle<uv_timer_t> watchdog;
-      Reloader reloader(loop.get(), config_path, server, notifier,
-                        [](const config::ConfigPtr& next) {
-                          init_logging(to_spdlog(next->logging.level));
-                        });
-      std::unique_ptr<SignalWatcher> signals;
-      auto stop = [&] {
-        if (signals) signals->close();
-        watchdog.close();
-      };
-      auto watcher = SignalWatcher::create(
-          loop.get(), {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signum) {
-            if (signum == SIGUSR1) {
-              spdlog::info("SIGUSR1: reopening log files");
-              server.reopen_logs();
-              return;
-            }
-            if (signum == SIGHUP) {
-              reloader.request();
-              return;
-            }
-            spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-            notifier.stopping();
-            server.shutdown(server.config()->drain_timeout, [&] {
-              spdlog::info("stopped");
-              stop();
-            });
-          });
-      if (!watcher) {
-        spdlog::error("{}", watcher.error());
-        return 1;
-      }
       signals = std::move(watcher).value();
+    }
+    if (exit_code == 0) {
+      if (auto started = server.start(); !started) {
+        spdlog::error("{}", started.error());
+        exit_code = 1;
+      }
+    }
+    if (exit_code != 0) {
+      stop();
+    } else {
       if (auto interval = SdNotifier::watchdog_interval()) {
         auto t = UvHandle<uv_timer_t>::create(uv_timer_init, loop.get());
         if (t) {

@@ -54,6 +54,7 @@ void reload(Sluice& s, int nth, const std::string& expect = "is in effect") {
     if (count_of(s.process().output(), "reload: ") >= static_cast<size_t>(nth)) break;
     std::this_thread::sleep_for(20ms);
   }
+  INFO(s.process().output());
   REQUIRE(count_of(s.process().output(), "reload: ") >= static_cast<size_t>(nth));
   CHECK(s.process().output().rfind(expect) != std::string::npos);
 }
