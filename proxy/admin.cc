@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "proxy/admin_page.h"
+#include "proxy/listener.h"
 #include "proxy/server.h"
 #include "proxy/upstream_pool.h"
 
@@ -195,16 +196,7 @@ Result<std::unique_ptr<AdminServer>> AdminServer::start(uv_loop_t* loop,
   sockaddr_storage ss{};
   int len = sizeof ss;
   uv_tcp_getsockname(admin->tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  char ip[64] = "";
-  if (ss.ss_family == AF_INET6) {
-    uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&ss), ip, sizeof ip);
-    admin->bound_ = "[" + std::string(ip) + "]:" +
-                    std::to_string(ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port));
-  } else {
-    uv_ip4_name(reinterpret_cast<sockaddr_in*>(&ss), ip, sizeof ip);
-    admin->bound_ = std::string(ip) + ":" +
-                    std::to_string(ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port));
-  }
+  admin->bound_ = socket_name(ss);
   spdlog::info("admin listening on {}", admin->bound_);
   return admin;
 }

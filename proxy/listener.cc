@@ -6,8 +6,9 @@ namespace sluice::proxy {
 
 namespace {
 constexpr int kBacklog = 1024;
+}  // namespace
 
-std::string name_of(const sockaddr_storage& ss) {
+std::string socket_name(const sockaddr_storage& ss) {
   char ip[64] = "";
   if (ss.ss_family == AF_INET6) {
     const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
@@ -18,7 +19,6 @@ std::string name_of(const sockaddr_storage& ss) {
   uv_ip4_name(a, ip, sizeof ip);
   return std::string(ip) + ":" + std::to_string(ntohs(a->sin_port));
 }
-}  // namespace
 
 Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::Listener& cfg,
                                                  AcceptFn on_accept) {
@@ -43,7 +43,7 @@ Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::
   sockaddr_storage ss{};
   int len = sizeof ss;
   uv_tcp_getsockname(l->tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
-  l->bound_ = name_of(ss);
+  l->bound_ = socket_name(ss);
   return l;
 }
 

@@ -53,6 +53,9 @@ class Listener {
   config::SocketAddress address_;
 };
 
+// "127.0.0.1:8080" or "[::1]:8080" for a bound or peer address.
+std::string socket_name(const sockaddr_storage& ss);
+
 // Accepts one pending connection and closes it: the answer past a limit.
 void accept_and_drop(uv_stream_t* server);
 
