@@ -169,30 +169,33 @@ void AccessLog::log(const AccessEntry& e) {
     else append_quoted(line_, e.user_agent);
     line_.push_back('"');
   } else {
-    line_.append("{\"time\":");
-    append_json_string(line_, stamp_iso_);
-    line_.append(",\"client\":");
-    append_json_string(line_, e.client_ip);
-    line_.append(",\"method\":");
-    append_json_string(line_, e.method);
-    line_.append(",\"target\":");
-    append_json_string(line_, e.target);
-    line_.append(",\"protocol\":");
-    append_json_string(line_, e.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
-    line_.append(",\"status\":");
-    append_number(line_, static_cast<uint64_t>(status));
-    line_.append(",\"bytes\":");
-    append_number(line_, e.body_bytes);
-    line_.append(",\"duration_us\":");
-    append_number(line_, e.duration_us);
-    line_.append(",\"route\":");
-    append_json_string(line_, e.route);
-    line_.append(",\"upstream\":");
-    append_json_string(line_, e.upstream);
-    line_.append(",\"referer\":");
-    append_json_string(line_, e.referer);
-    line_.append(",\"user_agent\":");
-    append_json_string(line_, e.user_agent);
+    // Appends `"name":` with the right separator.
+    auto key = [this](std::string_view name) {
+      line_.push_back(line_.empty() ? '{' : ',');
+      line_.push_back('"');
+      line_.append(name);
+      line_.append("\":");
+    };
+    auto text = [&](std::string_view name, std::string_view v) {
+      key(name);
+      append_json_string(line_, v);
+    };
+    auto number = [&](std::string_view name, uint64_t v) {
+      key(name);
+      append_number(line_, v);
+    };
+    text("time", stamp_iso_);
+    text("client", e.client_ip);
+    text("method", e.method);
+    text("target", e.target);
+    text("protocol", e.http_minor == 0 ? "HTTP/1.0" : "HTTP/1.1");
+    number("status", static_cast<uint64_t>(status));
+    number("bytes", e.body_bytes);
+    number("duration_us", e.duration_us);
+    text("route", e.route);
+    text("upstream", e.upstream);
+    text("referer", e.referer);
+    text("user_agent", e.user_agent);
     line_.push_back('}');
   }
   logger_->info(std::string_view(line_));

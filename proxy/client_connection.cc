@@ -808,7 +808,9 @@ void ClientConnection::send_local(int status, std::string_view body,
   x_->response_started = true;
   x_->response_done = true;
   x_->status = static_cast<uint16_t>(status);
-  x_->sent_body = x_->head.method_view() == "HEAD" ? 0 : body.size();
+  const bool bodiless = status < 200 || status == 204 || status == 304 ||
+                        x_->head.method_view() == "HEAD";
+  x_->sent_body = bodiless ? 0 : body.size();
   write(x_->out);
   record_request();
   if (state_ == ClientState::Closing) return;

@@ -9,7 +9,6 @@ namespace sluice::proxy {
 namespace {
 // A response head larger than this is not one a sane app sends.
 constexpr size_t kMaxResponseHead = 64 * 1024;
-// Stop reading the client's request body while this much waits for the app.
 }  // namespace
 
 const char* to_string(UpstreamError e) {
