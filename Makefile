@@ -3,11 +3,12 @@
 #   make test   build and run every test (unit + integration) under ctest
 #   make asan   the whole suite under ASan+UBSan        make tsan   threaded tests under TSan
 #   make clang  build and test with clang 14            make bench  tests/bench/run.sh
+#   make fuzz FUZZ_TARGET=request|response|config|all FUZZ_MINUTES=5   libFuzzer (build-fuzz/)
 
 JOBS ?= 2
 CMAKE_FLAGS ?=
 
-.PHONY: all deps test-deps build run test asan tsan clang bench clean deb
+.PHONY: all deps test-deps build run test asan tsan clang bench clean deb fuzz
 
 all: build
 
@@ -46,11 +47,21 @@ clang: test-deps
 	@cmake --build build-clang -j$(JOBS)
 	@cd build-clang && ctest --output-on-failure -j$(JOBS) --timeout 600
 
+# libFuzzer targets (tests/fuzz/) under ASan+UBSan; seeds are copied to a
+# scratch corpus, crashes land in build-fuzz/fuzz-artifacts/<target>/.
+FUZZ_TARGET ?= all
+FUZZ_MINUTES ?= 5
+fuzz: deps
+	@sh packaging/install-deps.sh --with "clang-14 libclang-rt-14-dev"
+	@CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON >/dev/null
+	@cmake --build build-fuzz -j$(JOBS) --target request_fuzz response_fuzz config_fuzz
+	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_TARGET) $(FUZZ_MINUTES)
+
 bench: build
 	@bash tests/bench/run.sh
 
 clean:
-	rm -rf build build-asan build-tsan build-clang
+	rm -rf build build-asan build-tsan build-clang build-fuzz
 
 # build/sluice_<version>_<arch>.deb (packaging/cpack.cmake)
 deb: build

@@ -41,6 +41,24 @@ std::string_view to_string(Balance b) {
   switch (b) {
     case Balance::RoundRobin: return "round_robin";
     case Balance::LeastConnections: return "least_connections";
+    case Balance::RandomTwo: return "random_two";
+  }
+  return "?";
+}
+
+std::string_view to_string(Priority p) {
+  switch (p) {
+    case Priority::High: return "high";
+    case Priority::Normal: return "normal";
+    case Priority::Low: return "low";
+  }
+  return "?";
+}
+
+std::string_view to_string(QueueMode m) {
+  switch (m) {
+    case QueueMode::Adaptive: return "adaptive";
+    case QueueMode::Fifo: return "fifo";
   }
   return "?";
 }

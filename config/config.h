@@ -68,6 +68,8 @@ struct Listener {
   std::string name;
   SocketAddress listen;
   uint32_t max_connections = 10000;
+  // Most connections one client IP may hold open on this listener; 0 = no limit.
+  uint32_t max_connections_per_ip = 0;
   ListenerTimeouts timeouts;
   ListenerLimits limits;
 };
@@ -97,8 +99,13 @@ struct Respond {
   HeaderList headers;
 };
 
+// Under overload a higher class is dequeued first and the lowest is shed first.
+enum class Priority : uint8_t { High, Normal, Low };
+inline constexpr size_t kPriorities = 3;
+
 struct Route {
   std::string name;
+  Priority priority = Priority::Normal;
   RouteMatch match;
   // Exactly one of these two is set.
   std::optional<size_t> upstream;  // index into Config::upstreams
@@ -106,20 +113,41 @@ struct Route {
   Rewrite rewrite;
   HeaderEdits request_headers;
   HeaderEdits response_headers;
+  // Read the whole request body (memory, then a temp file) before it takes
+  // an upstream slot, so a slow upload holds no app thread.
+  bool buffer_request = true;
+  // Take the response as fast as the app sends it (memory, then a temp
+  // file), so a slow download holds no app thread either.
+  bool buffer_response = true;
 };
 
 struct Server {
   SocketAddress address;
   uint32_t weight = 1;
-  // The app's thread-pool size; 0 = no cap.
+  // The app's thread-pool size; 0 = no cap. With `adaptive`, the ceiling
+  // of the learned limit.
   uint32_t max_concurrent = 0;
+  bool adaptive = false;  // max_concurrent: auto
 };
 
-enum class Balance : uint8_t { RoundRobin, LeastConnections };
+// The ceiling of `max_concurrent: auto` when no `max` is given.
+inline constexpr uint32_t kAdaptiveCeiling = 1000;
+
+enum class Balance : uint8_t { RoundRobin, LeastConnections, RandomTwo };
+
+// fifo: first come, first served. adaptive: FIFO while the queue drains;
+// once it has not been empty for a whole `interval` (CoDel's signal of a
+// standing queue), newest first, and nobody waits longer than `target`.
+enum class QueueMode : uint8_t { Adaptive, Fifo };
 
 struct Queue {
   uint32_t max_length = 1000;
   Duration timeout = 5s;
+  QueueMode mode = QueueMode::Adaptive;
+  Duration interval = 500ms;
+  Duration target = 100ms;
+  // A client's own budget ("2.5", "800ms"); "" = none is read.
+  std::string deadline_header = "X-Request-Timeout";
 };
 
 struct Keepalive {
@@ -134,6 +162,18 @@ struct UpstreamTimeouts {
 
 struct Retries {
   uint32_t attempts = 1;  // further tries after the first
+  // Retries may add this share of the requests plus budget_min_per_second
+  // (Finagle's and Linkerd's defaults), so retries cannot multiply load.
+  uint32_t budget_percent = 20;
+  uint32_t budget_min_per_second = 10;
+};
+
+// Real failures (connect timeouts, resets, 5xx other than 503), not
+// backpressure, take a server out of use for a growing time.
+struct PassiveHealth {
+  uint32_t failures = 5;  // in a row; 0 = never eject
+  Duration ejection = 10s;
+  Duration max_ejection = 5min;
 };
 
 struct HealthCheck {
@@ -152,6 +192,10 @@ struct Upstream {
   Keepalive keepalive;
   UpstreamTimeouts timeouts;
   Retries retries;
+  PassiveHealth passive_health;
+  // A server coming back (after ejection or a failed health check) ramps
+  // its limit and weight up over this window; 0 = at once.
+  Duration slow_start = 10s;
   std::optional<HealthCheck> health_check;  // absent = no active checks
 };
 
@@ -172,6 +216,21 @@ struct Logging {
   AccessLog access_log;
 };
 
+// Where buffered bodies (routes[].buffer_request, buffer_response) live.
+// The sizes follow nginx's client_body_buffer_size, proxy_buffers and
+// proxy_max_temp_file_size, scaled for today's memory.
+struct Buffering {
+  // A request body's first bytes kept in memory; the rest goes to a file.
+  uint64_t request_memory = 64 * KiB;
+  // Response bytes queued in memory for a slow client before the file.
+  uint64_t response_memory = 256 * KiB;
+  // Disk-backed, unlike a tmpfs /tmp; private under systemd's PrivateTmp.
+  std::string temp_dir = "/var/tmp";
+  // One response's file at most; past it the app waits for the client
+  // (backpressure). 0 keeps responses off the disk.
+  uint64_t max_response_file = 1024 * MiB;
+};
+
 struct Config {
   std::string source;  // the file it was loaded from
   uint32_t workers = 0;  // resolved: never 0 after load (default: CPU count)
@@ -182,6 +241,7 @@ struct Config {
   std::vector<Upstream> upstreams;  // file order
   Admin admin;
   Logging logging;
+  Buffering buffering;
 
   const Upstream* find_upstream(std::string_view name) const;
 };
@@ -189,6 +249,8 @@ struct Config {
 using ConfigPtr = std::shared_ptr<const Config>;
 
 std::string_view to_string(Balance);
+std::string_view to_string(Priority);
+std::string_view to_string(QueueMode);
 std::string_view to_string(LogLevel);
 std::string_view to_string(AccessLogFormat);
 

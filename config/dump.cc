@@ -71,6 +71,7 @@ void flatten_listener(const Lines& out, const Listener& l) {
   out.add_text("name", l.name);
   out.add("listen", l.listen.text);
   out.add("max_connections", l.max_connections);
+  out.add("max_connections_per_ip", l.max_connections_per_ip);
   Lines timeouts = out.under("timeouts");
   timeouts.add("header", l.timeouts.header);
   timeouts.add("body", l.timeouts.body);
@@ -105,6 +106,9 @@ void flatten_route(const Lines& out, const Route& r, const Config& config) {
   rewrite.add_if_any("add_prefix", r.rewrite.add_prefix);
   flatten_header_edits(out.under("request_headers"), r.request_headers);
   flatten_header_edits(out.under("response_headers"), r.response_headers);
+  out.add("priority", std::string(to_string(r.priority)));
+  out.add("buffer_request", std::string(r.buffer_request ? "true" : "false"));
+  out.add("buffer_response", std::string(r.buffer_response ? "true" : "false"));
 }
 
 void flatten_upstream(const Lines& out, const Upstream& u) {
@@ -112,16 +116,29 @@ void flatten_upstream(const Lines& out, const Upstream& u) {
     Lines server = out.under("servers[" + std::to_string(i) + "]");
     server.add("address", u.servers[i].address.text);
     server.add("weight", u.servers[i].weight);
-    server.add("max_concurrent", u.servers[i].max_concurrent);
+    if (!u.servers[i].adaptive) server.add("max_concurrent", u.servers[i].max_concurrent);
+    else if (u.servers[i].max_concurrent == kAdaptiveCeiling) server.add("max_concurrent", std::string("auto"));
+    else server.add("max_concurrent", "{ auto: true, max: " + std::to_string(u.servers[i].max_concurrent) + " }");
   }
   out.add("balance", std::string(to_string(u.balance)));
   out.under("queue").add("max_length", u.queue.max_length);
   out.under("queue").add("timeout", u.queue.timeout);
+  out.under("queue").add("mode", std::string(to_string(u.queue.mode)));
+  out.under("queue").add("interval", u.queue.interval);
+  out.under("queue").add("target", u.queue.target);
+  if (u.queue.deadline_header.empty()) out.under("queue").add_text("deadline_header", "");
+  else out.under("queue").add("deadline_header", u.queue.deadline_header);
   out.under("keepalive").add("max_idle", u.keepalive.max_idle);
   out.under("keepalive").add("idle_timeout", u.keepalive.idle_timeout);
   out.under("timeouts").add("connect", u.timeouts.connect);
   out.under("timeouts").add("response", u.timeouts.response);
   out.under("retries").add("attempts", u.retries.attempts);
+  out.under("retries").add("budget_percent", u.retries.budget_percent);
+  out.under("retries").add("budget_min_per_second", u.retries.budget_min_per_second);
+  out.under("passive_health").add("failures", u.passive_health.failures);
+  out.under("passive_health").add("ejection", u.passive_health.ejection);
+  out.under("passive_health").add("max_ejection", u.passive_health.max_ejection);
+  out.add("slow_start", u.slow_start);
   if (const auto& hc = u.health_check) {
     Lines health = out.under("health_check");
     health.add_text("path", hc->path);
@@ -149,6 +166,11 @@ std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
   logging.add("level", std::string(to_string(config.logging.level)));
   logging.under("access_log").add_text("path", config.logging.access_log.path);
   logging.under("access_log").add("format", std::string(to_string(config.logging.access_log.format)));
+  Lines buffering = out.under("buffering");
+  buffering.add_size("request_memory", config.buffering.request_memory);
+  buffering.add_size("response_memory", config.buffering.response_memory);
+  buffering.add_text("temp_dir", config.buffering.temp_dir);
+  buffering.add_size("max_response_file", config.buffering.max_response_file);
   return pairs;
 }
 

@@ -3,11 +3,14 @@
 #include "config/load.h"
 
 #include <yaml-cpp/depthguard.h>
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <sstream>
 #include <thread>
 
 #include "config/load_internal.h"
@@ -38,10 +41,23 @@ void load_logging(LoadState& state, const MapReader& logging) {
                   one_of<AccessLogFormat>({AccessLogFormat::Combined, AccessLogFormat::Json}));
 }
 
+void load_buffering(LoadState& state, const MapReader& buffering) {
+  Buffering& out = state.config.buffering;
+  buffering.read("request_memory", out.request_memory, size_between(0, 1024 * MiB));
+  buffering.read("response_memory", out.response_memory, size_between(0, 1024 * MiB));
+  // Relative would depend on the directory sluice happens to start in.
+  buffering.read("temp_dir", out.temp_dir,
+                 Parser<std::string>{"an absolute directory path", [](std::string_view s) -> Result<std::string> {
+                   if (s.empty() || s.front() != '/') return unexpected("must be an absolute path, got " + quoted(s));
+                   return std::string(s);
+                 }});
+  buffering.read("max_response_file", out.max_response_file, any_size());
+}
+
 void load_document(LoadState& state, const YAML::Node& root) {
   MapReader top(state.diag, Field{root, "", root.Mark()},
                 {"workers", "drain_timeout", "listeners", "routes", "upstreams", "admin",
-                 "logging"});
+                 "logging", "buffering"});
   Config& config = state.config;
   config.workers = default_workers();
   top.read("workers", config.workers, integer<uint32_t>(1, 256));
@@ -55,9 +71,52 @@ void load_document(LoadState& state, const YAML::Node& root) {
   if (auto routes = top.get("routes")) load_routes(state, *routes);
   load_admin(state, top.child("admin", {"listen"}));
   load_logging(state, top.child("logging", {"level", "access_log"}));
+  load_buffering(state,
+                 top.child("buffering", {"request_memory", "response_memory", "temp_dir", "max_response_file"}));
 
   check_across_sections(state);
 }
+
+// Where the documents of a YAML stream start, and their root nodes. Counted
+// with our own loop rather than YAML::LoadAll: on a stray flow indicator
+// such as a leading "," yaml-cpp 0.7 (Debian 12) reports empty documents at
+// the same place forever, and LoadAll collects them until memory runs out
+// (jbeder/yaml-cpp#1040; found by tests/fuzz/config_fuzz).
+class DocumentMarks final : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> starts;
+  std::vector<YAML::Mark> roots;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    starts.push_back(mark);
+    want_root_ = true;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    node(mark);
+  }
+  void OnMapEnd() override {}
+
+  // False when the last document started where the one before it did.
+  bool progressing() const { return starts.size() < 2 || starts.back().pos != starts[starts.size() - 2].pos; }
+
+ private:
+  void node(const YAML::Mark& mark) {
+    if (want_root_) roots.push_back(mark);
+    want_root_ = false;
+  }
+  bool want_root_ = false;
+};
 
 // The one error of a file that could not be parsed at all.
 ConfigErrors parse_error(const std::string& file, const YAML::Mark& mark, std::string message) {
@@ -79,14 +138,26 @@ std::string ConfigError::to_string() const {
 Result<ConfigPtr, ConfigErrors> load_string(std::string_view yaml, std::string_view file_name) {
   const std::string file(file_name);
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1)
-      return unexpected(parse_error(file, documents[1].Mark(),
-                                    "expected one YAML document, found " + std::to_string(documents.size())));
+    const std::string text(yaml);
+    DocumentMarks documents;
+    std::istringstream stream(text);
+    YAML::Parser parser(stream);
+    while (parser.HandleNextDocument(documents)) {
+      if (!documents.progressing()) {
+        const size_t at = static_cast<size_t>(documents.starts.back().pos);
+        return unexpected(parse_error(file, documents.starts.back(),
+                                      "unexpected " + quoted(at < text.size() ? text.substr(at, 1) : "")));
+      }
+    }
+    if (documents.starts.size() > 1)
+      return unexpected(parse_error(file, documents.roots.size() > 1 ? documents.roots[1] : documents.starts[1],
+                                    "expected one YAML document, found " + std::to_string(documents.starts.size())));
+    // One document (or none): the parse above has vouched for it.
+    const YAML::Node root = documents.starts.empty() ? YAML::Node() : YAML::Load(text);
 
     LoadState state(file);
     state.config.source = file;
-    load_document(state, documents.empty() ? YAML::Node() : documents.front());
+    load_document(state, root);
     if (state.diag.count() > 0) return unexpected(state.diag.take());
     return std::make_shared<const Config>(std::move(state.config));
   } catch (const YAML::DeepRecursion& e) {

@@ -5,6 +5,16 @@
 namespace sluice::config {
 namespace {
 
+// Only YAML 1.2's spellings: "yes", "on" or "1" mean true to some readers
+// and are strings to others.
+Parser<bool> boolean() {
+  return {"true or false", [](std::string_view text) -> Result<bool> {
+            if (text == "true") return true;
+            if (text == "false") return false;
+            return unexpected("expected true or false, got " + quoted(text));
+          }};
+}
+
 // A mapping of header name -> value (match.headers, respond.headers,
 // request_headers.set ...). Names are case-insensitive, so "X-A" and "x-a"
 // in one mapping are the same header given twice.
@@ -104,7 +114,7 @@ void check_route_kind(Diagnostics& diag, const MapReader& reader) {
   } else if (!proxies && !responds) {
     route.error(diag, "needs \"upstream\" (to proxy) or \"respond\" (to answer directly)");
   } else if (responds) {
-    for (const char* key : {"rewrite", "request_headers"})
+    for (const char* key : {"rewrite", "request_headers", "buffer_request", "buffer_response"})
       if (reader.has(key))
         diag.error(reader.key_mark(key), child_path(route.path, key), "only allowed on routes with \"upstream\"");
   }
@@ -118,7 +128,8 @@ void load_routes(LoadState& state, const Field& field) {
   for (const Field& item : sequence_items(diag, field)) {
     Route route;
     MapReader reader(diag, item,
-                     {"name", "match", "upstream", "respond", "rewrite", "request_headers", "response_headers"});
+                     {"name", "match", "upstream", "respond", "rewrite", "request_headers", "response_headers",
+                      "priority", "buffer_request", "buffer_response"});
     if (reader.require("name", route.name, name())) names.add(diag, route.name, *reader.get("name"), item.path);
     load_match(diag, reader.child("match", {"host", "path_exact", "path_prefix", "path_regex", "methods", "headers"}),
                route.match);
@@ -136,6 +147,9 @@ void load_routes(LoadState& state, const Field& field) {
         load_header_edits(diag, reader.child("request_headers", {"set", "remove"}), removable_request_header());
     route.response_headers =
         load_header_edits(diag, reader.child("response_headers", {"set", "remove"}), editable_header_name());
+    reader.read("buffer_request", route.buffer_request, boolean());
+    reader.read("buffer_response", route.buffer_response, boolean());
+    reader.read("priority", route.priority, one_of<Priority>({Priority::High, Priority::Normal, Priority::Low}));
     check_route_kind(diag, reader);
     state.config.routes.push_back(std::move(route));
   }

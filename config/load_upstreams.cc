@@ -4,6 +4,34 @@
 namespace sluice::config {
 namespace {
 
+Parser<bool> boolean_true() {
+  return {"true", [](std::string_view text) -> Result<bool> {
+            if (text == "true") return true;
+            return unexpected("must be true (leave \"auto\" out for a fixed limit), got " + quoted(text));
+          }};
+}
+
+// max_concurrent: 8 | auto | { auto: true, max: 64 }
+void load_max_concurrent(const MapReader& server_reader, Server& server) {
+  auto field = server_reader.get("max_concurrent");
+  if (!field) return;
+  if (field->node.IsScalar() && field->node.Scalar() == "auto") {
+    server.adaptive = true;
+    server.max_concurrent = kAdaptiveCeiling;
+    return;
+  }
+  if (field->node.IsMap()) {
+    MapReader reader = server_reader.child("max_concurrent", {"auto", "max"});
+    bool on = false;
+    reader.require("auto", on, boolean_true());
+    server.adaptive = true;
+    server.max_concurrent = kAdaptiveCeiling;
+    reader.read("max", server.max_concurrent, integer<uint32_t>(1, 1'000'000));
+    return;
+  }
+  server_reader.read("max_concurrent", server.max_concurrent, integer<uint32_t>(0, 1'000'000));
+}
+
 void load_servers(Diagnostics& diag, const MapReader& upstream, std::vector<Server>& out) {
   auto field = upstream.get("servers");
   if (!field) {
@@ -26,7 +54,7 @@ void load_servers(Diagnostics& diag, const MapReader& upstream, std::vector<Serv
         addresses.push_back(AddressUse{server.address, at, item.path});
     }
     reader.read("weight", server.weight, integer<uint32_t>(1, 1000));
-    reader.read("max_concurrent", server.max_concurrent, integer<uint32_t>(0, 1'000'000));
+    load_max_concurrent(reader, server);
     out.push_back(std::move(server));
   }
   // Listing a server twice would silently double its share of traffic.
@@ -59,13 +87,24 @@ std::optional<HealthCheck> load_health_check(Diagnostics& diag, const MapReader&
 }
 
 void load_upstream(Diagnostics& diag, const Field& field, Upstream& out) {
-  MapReader reader(diag, field, {"servers", "balance", "queue", "keepalive", "timeouts", "retries", "health_check"});
+  MapReader reader(diag, field, {"servers", "balance", "queue", "keepalive", "timeouts", "retries",
+                                 "passive_health", "slow_start", "health_check"});
   load_servers(diag, reader, out.servers);
-  reader.read("balance", out.balance, one_of<Balance>({Balance::RoundRobin, Balance::LeastConnections}));
+  reader.read("balance", out.balance,
+              one_of<Balance>({Balance::RoundRobin, Balance::LeastConnections, Balance::RandomTwo}));
 
-  MapReader queue = reader.child("queue", {"max_length", "timeout"});
+  MapReader queue =
+      reader.child("queue", {"max_length", "timeout", "mode", "interval", "target", "deadline_header"});
   queue.read("max_length", out.queue.max_length, integer<uint32_t>(0, 10'000'000));
   queue.read("timeout", out.queue.timeout, positive_duration());
+  queue.read("mode", out.queue.mode, one_of<QueueMode>({QueueMode::Adaptive, QueueMode::Fifo}));
+  queue.read("interval", out.queue.interval, positive_duration());
+  queue.read("target", out.queue.target, positive_duration());
+  if (queue.has("deadline_header")) {
+    auto header = queue.get("deadline_header");
+    if (header->node.IsScalar() && header->node.Scalar().empty()) out.queue.deadline_header.clear();
+    else queue.read("deadline_header", out.queue.deadline_header, header_name());
+  }
 
   MapReader keepalive = reader.child("keepalive", {"max_idle", "idle_timeout"});
   keepalive.read("max_idle", out.keepalive.max_idle, integer<uint32_t>(0, 100'000));
@@ -75,7 +114,16 @@ void load_upstream(Diagnostics& diag, const Field& field, Upstream& out) {
   timeouts.read("connect", out.timeouts.connect, positive_duration());
   timeouts.read("response", out.timeouts.response, positive_duration());
 
-  reader.child("retries", {"attempts"}).read("attempts", out.retries.attempts, integer<uint32_t>(0, 10));
+  MapReader retries = reader.child("retries", {"attempts", "budget_percent", "budget_min_per_second"});
+  retries.read("attempts", out.retries.attempts, integer<uint32_t>(0, 10));
+  retries.read("budget_percent", out.retries.budget_percent, integer<uint32_t>(0, 100));
+  retries.read("budget_min_per_second", out.retries.budget_min_per_second, integer<uint32_t>(0, 100'000));
+
+  MapReader passive = reader.child("passive_health", {"failures", "ejection", "max_ejection"});
+  passive.read("failures", out.passive_health.failures, integer<uint32_t>(0, 1000));
+  passive.read("ejection", out.passive_health.ejection, positive_duration());
+  passive.read("max_ejection", out.passive_health.max_ejection, positive_duration());
+  reader.read("slow_start", out.slow_start, any_duration());
   out.health_check = load_health_check(diag, reader);
 }
 

@@ -155,7 +155,15 @@ Parser<std::string> removable_request_header() {
 Parser<std::string> header_value() {
   return checked<std::string>(text(), [](const std::string& s) {
     bool ok = s.find_first_of(std::string_view("\r\n\0", 3)) == std::string::npos;
-    return ok ? std::string() : "header value must not contain CR, LF or NUL, got " + quoted(s);
+    if (!ok) return "header value must not contain CR, LF or NUL, got " + quoted(s);
+    // RFC 9110 §5.5: no other control character either. A strict peer
+    // refuses the message that carries one, so every request or response
+    // of the route would fail (found by tests/fuzz/config_fuzz).
+    bool ctl = std::any_of(s.begin(), s.end(), [](char c) {
+      auto u = static_cast<unsigned char>(c);
+      return (u < 0x20 && c != '\t') || u == 0x7f;
+    });
+    return ctl ? "header value must not contain control characters other than tab, got " + quoted(s) : std::string();
   });
 }
 

@@ -63,7 +63,7 @@ Parser<std::string> header_name();  // a token
 Parser<std::string> editable_header_name();
 // For request_headers.remove: an editable name other than Host.
 Parser<std::string> removable_request_header();
-Parser<std::string> header_value();  // no CR, LF or NUL
+Parser<std::string> header_value();  // no control character but tab
 
 // One of the names to_string() gives for `values`, with a did-you-mean.
 template <class E>

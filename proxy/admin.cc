@@ -243,25 +243,55 @@ std::string AdminServer::render_metrics() const {
 
   help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
   for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+    for (size_t i = 0; i < pool->size(); ++i) {
       line(out, "sluice_upstream_in_flight",
-           {{"upstream", name}, {"server", pool->server_config(i).address.text}},
+           {{"upstream", name}, {"server", pool->server(i).address()}},
            static_cast<double>(pool->in_flight(i)));
     }
   }
-  help(out, "sluice_upstream_limit", "gauge", "Configured max_concurrent per server (0: none).");
+  help(out, "sluice_upstream_limit", "gauge",
+       "Requests a server may hold now (0: no limit): the configured or learned limit, "
+       "lowered by backpressure and slow start.");
   for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+    for (size_t i = 0; i < pool->size(); ++i) {
       line(out, "sluice_upstream_limit",
-           {{"upstream", name}, {"server", pool->server_config(i).address.text}},
-           static_cast<double>(pool->server_config(i).max_concurrent));
+           {{"upstream", name}, {"server", pool->server(i).address()}},
+           static_cast<double>(pool->server(i).limit()));
+    }
+  }
+  help(out, "sluice_upstream_limit_configured", "gauge",
+       "max_concurrent as configured (the ceiling when it is auto; 0: no limit).");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->size(); ++i) {
+      line(out, "sluice_upstream_limit_configured",
+           {{"upstream", name}, {"server", pool->server(i).address()}},
+           static_cast<double>(pool->server(i).config().max_concurrent));
+    }
+  }
+  help(out, "sluice_upstream_limit_learned", "gauge",
+       "The limit learned from latency for max_concurrent: auto (0: not adaptive).");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->size(); ++i) {
+      line(out, "sluice_upstream_limit_learned",
+           {{"upstream", name}, {"server", pool->server(i).address()}},
+           static_cast<double>(pool->server(i).learned_limit()));
+    }
+  }
+  help(out, "sluice_upstream_ejections_total", "counter",
+       "Times a server was taken out of use after failures in a row.");
+  for (const auto& [name, pool] : server_.pools()) {
+    for (size_t i = 0; i < pool->size(); ++i) {
+      line(out, "sluice_upstream_ejections_total",
+           {{"upstream", name}, {"server", pool->server(i).address()}},
+           static_cast<double>(pool->server(i).ejections()));
     }
   }
   help(out, "sluice_upstream_healthy", "gauge", "1 if the server is in use.");
   for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+    for (size_t i = 0; i < pool->size(); ++i) {
       line(out, "sluice_upstream_healthy",
-           {{"upstream", name}, {"server", pool->server_config(i).address.text}}, 1);
+           {{"upstream", name}, {"server", pool->server(i).address()}},
+           pool->server(i).load().healthy ? 1 : 0);
     }
   }
   help(out, "sluice_upstream_queue_depth", "gauge", "Requests waiting for a free server slot.");
@@ -272,6 +302,14 @@ std::string AdminServer::render_metrics() const {
   help(out, "sluice_upstream_shed_total", "counter",
        "Requests answered 503 without reaching the app, by reason.");
   help(out, "sluice_upstream_retries_total", "counter", "Requests retried on another attempt.");
+  help(out, "sluice_upstream_retry_budget_denied_total", "counter",
+       "Retries not made: over the retry budget, or the queue was full.");
+  help(out, "sluice_upstream_retry_budget_available", "gauge",
+       "Retries the budget allows now (20 % of requests plus a floor per second, by default).");
+  help(out, "sluice_upstream_service_seconds", "gauge",
+       "Smoothed time from taking a slot to the complete response.");
+  help(out, "sluice_upstream_drain_per_second", "gauge",
+       "Smoothed completions per second; Retry-After is the queue over this rate.");
   help(out, "sluice_upstream_queue_wait_seconds", "histogram",
        "Time queued requests waited for a slot.");
   for (const auto& [name, pool] : server_.pools()) {
@@ -285,6 +323,13 @@ std::string AdminServer::render_metrics() const {
     }
     line(out, "sluice_upstream_retries_total", {{"upstream", name}},
          static_cast<double>(um.retries));
+    line(out, "sluice_upstream_retry_budget_denied_total", {{"upstream", name}},
+         static_cast<double>(um.retries_denied));
+    line(out, "sluice_upstream_retry_budget_available", {{"upstream", name}},
+         static_cast<double>(pool->retry_budget_available()));
+    line(out, "sluice_upstream_service_seconds", {{"upstream", name}},
+         static_cast<double>(pool->service_time_ns()) / 1e9);
+    line(out, "sluice_upstream_drain_per_second", {{"upstream", name}}, pool->drain_per_second());
     histogram(out, "sluice_upstream_queue_wait_seconds", "upstream", name, um.queue_wait);
   }
   return out;
@@ -340,14 +385,23 @@ std::string AdminServer::render_status() const {
     }
     out += ",\"shed\":" + std::to_string(shed);
     out += ",\"idle_connections\":" + std::to_string(pool->idle_count());
+    out += ",\"retry_after\":" + std::to_string(pool->retry_after());
+    out += ",\"service_ms\":" + std::to_string(pool->service_time_ns() / 1'000'000);
     out += ",\"servers\":[";
-    for (size_t i = 0; i < pool->config().servers.size(); ++i) {
+    for (size_t i = 0; i < pool->size(); ++i) {
       if (i > 0) out += ",";
       out += "{\"address\":";
-      json_string(out, pool->server_config(i).address.text);
+      json_string(out, pool->server(i).address());
       out += ",\"in_flight\":" + std::to_string(pool->in_flight(i));
-      out += ",\"limit\":" + std::to_string(pool->server_config(i).max_concurrent);
-      out += ",\"healthy\":true}";
+      const UpstreamServer& s = pool->server(i);
+      out += ",\"limit\":" + std::to_string(s.limit());
+      out += ",\"limit_configured\":" + std::to_string(s.config().max_concurrent);
+      out += ",\"limit_learned\":" + std::to_string(s.learned_limit());
+      out += ",\"healthy\":";
+      out += s.load().healthy ? "true" : "false";
+      out += ",\"health\":";
+      json_string(out, to_string(s.health()));
+      out += "}";
     }
     out += "]}";
   }

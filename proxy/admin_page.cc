@@ -83,9 +83,12 @@ function draw(s) {
     `<td>${r["2xx"]}</td><td>${r["4xx"]}</td><td>${r["5xx"]}</td></tr>`).join("");
   document.getElementById("servers").innerHTML = s.upstreams.flatMap(u => u.servers.map((sv, i) => {
     const pct = sv.limit > 0 ? Math.min(100, 100 * sv.in_flight / sv.limit) : 0;
-    const lim = sv.limit > 0 ? sv.limit : "∞";
+    const lim = (sv.limit > 0 ? sv.limit : "∞") +
+      (sv.limit_learned > 0 ? ` <span class="dim">(learned ${sv.limit_learned})</span>` :
+       sv.limit_configured > 0 && sv.limit < sv.limit_configured ? ` <span class="dim">(of ${sv.limit_configured})</span>` : "");
+    const health = sv.healthy ? "up" : (sv.health === "ejected" ? "ejected" : "down");
     return `<tr><td>${i === 0 ? esc(u.name) : ""}</td><td>${esc(sv.address)}</td>` +
-      `<td><span class="pill ${sv.healthy ? "up" : "down"}">${sv.healthy ? "up" : "down"}</span></td>` +
+      `<td><span class="pill ${sv.healthy ? "up" : "down"}">${health}</span></td>` +
       `<td><span class="bar"><i class="${pct >= 100 ? "full" : ""}" style="width:${pct}%"></i></span>${sv.in_flight} / ${lim}</td>` +
       `<td>${i === 0 ? u.queue_depth : ""}</td><td>${i === 0 ? u.shed : ""}</td></tr>`;
   })).join("");

@@ -2,7 +2,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
+#include <utility>
 
 #include "core/free_list.h"
 #include "proxy/access_log.h"
@@ -18,11 +20,13 @@ namespace {
 // holds more than this; resume below half of it.
 constexpr size_t kHighWater = 256 * 1024;
 constexpr size_t kLowWater = kHighWater / 2;
-// A request body up to this size is read completely before the request
-// takes an upstream slot: a slow upload never holds an app thread, and a
-// body that turns out malformed never reaches the app. Larger bodies stream
-// after their first kBodyBuffer bytes.
+// With buffer_request off, a request body up to this size is still read
+// completely before the request takes an upstream slot; larger bodies
+// stream after their first kBodyBuffer bytes. (With it on, all of it is.)
 constexpr size_t kBodyBuffer = 64 * 1024;
+// A side whose bytes wait for a temp-file write beyond this is not read
+// from until the disk catches up: memory stays bounded whatever its pace.
+constexpr size_t kSpillPending = 256 * 1024;
 // Response bytes of one upstream read smaller than this are copied and sent
 // together; larger pieces go out directly (with what was held, in one writev).
 constexpr size_t kCorkLimit = 16 * 1024;
@@ -36,27 +40,26 @@ size_t chunk_size_line(char (&out)[24], size_t len) {
   return static_cast<size_t>(end - out);
 }
 
-ClientConnection* self_of(llhttp_t* p) { return static_cast<ClientConnection*>(p->data); }
-
-void append_span(std::string& buf, Span& span, const char* at, size_t len) {
-  if (span.len == 0) span.off = static_cast<uint32_t>(buf.size());
-  buf.append(at, len);
-  span.len += static_cast<uint32_t>(len);
-}
-
-// The status a parser error earns: 400 for malformed input, 501 for a
-// Transfer-Encoding we do not implement.
-int status_for(llhttp_errno_t err) {
-  switch (err) {
-    case HPE_INVALID_METHOD: return 400;
-    case HPE_INVALID_VERSION: return 505;
-    case HPE_INVALID_TRANSFER_ENCODING: return 501;
-    default: return 400;
-  }
-}
-
 // Loop thread only.
 thread_local FreeList<Exchange, 4096> free_exchanges;
+
+// Requests of ours the server holds besides this one.
+uint32_t others_in_flight(const UpstreamServer* s) {
+  return s != nullptr && s->in_flight() > 0 ? s->in_flight() - 1 : 0;
+}
+
+// What a finished response says about its server.
+Outcome outcome_of_status(uint16_t status, uint32_t others) {
+  if (status == 503) return others > 0 ? Outcome::Overload : Outcome::Failure;
+  if (status >= 500) return Outcome::Failure;
+  return Outcome::Success;
+}
+
+Outcome outcome_of_error(UpstreamError err, uint32_t others) {
+  // Refused while it holds requests of ours: a full accept backlog, i.e. busy.
+  if (err == UpstreamError::ConnectFailed && others > 0) return Outcome::Overload;
+  return Outcome::Failure;
+}
 
 }  // namespace
 
@@ -68,19 +71,24 @@ void Exchange::reset() {
   route = nullptr;
   pool = nullptr;
   upstream = nullptr;
-  server_index = 0;
+  server = nullptr;
+  slot_ns = 0;
+  in_flight_at_start = 0;
+  budget_ns = 0;
+  requeued = false;
   tried = 0;
-  head_bytes = body_bytes = 0;
+  body_bytes = 0;
   attempts_left = 0;
-  reject_status = 0;
-  body_buf.clear();
-  slot_held = in_value = after_lf = head_seen = request_done = body_flowing = false;
+  body.reset();      // closes a file of the last request's; keeps the memory block
+  response.reset();
+  body_replaying = response_spilling = false;
+  slot_held = head_seen = request_done = body_flowing = false;
   body_streamed = false;
   logged = false;
   status = 0;
   sent_body = 0;
   started_ns = 0;
-  upstream_addr = nullptr;
+  upstream_addr.clear();
   queued_ns = 0;
   expect_continue = response_started = response_done = chunk_response = false;
   close_after_response = false;
@@ -95,23 +103,6 @@ ClientConnection::ClientConnection(Server& server, ConnId id, uint32_t gen, conf
   timer_.owner = this;
 }
 
-// One table for every connection: llhttp only reads it.
-const llhttp_settings_t& ClientConnection::parser_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_method = &ClientConnection::on_method;
-    s.on_url = &ClientConnection::on_url;
-    s.on_header_field = &ClientConnection::on_header_field;
-    s.on_header_value = &ClientConnection::on_header_value;
-    s.on_headers_complete = &ClientConnection::on_headers_complete;
-    s.on_body = &ClientConnection::on_body;
-    s.on_message_complete = &ClientConnection::on_message_complete;
-    return s;
-  }();
-  return settings;
-}
-
 ClientConnection::~ClientConnection() { release_exchange(); }
 
 void ClientConnection::take_exchange() {
@@ -124,6 +115,8 @@ void ClientConnection::take_exchange() {
 void ClientConnection::release_exchange() {
   if (x_ == nullptr) return;
   x_->cfg.reset();  // a cached exchange must not pin an old config
+  x_->body.reset();  // nor keep a temp file open, or call back a connection gone
+  x_->response.reset();
   free_exchanges.give(x_);
   x_ = nullptr;
 }
@@ -139,6 +132,10 @@ bool ClientConnection::accept(uv_stream_t* listener) {
   int len = sizeof peer;
   char ip[64] = "";
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+    if (!server_.admit(id_, peer)) {  // max_connections_per_ip: not a byte read
+      close();
+      return false;
+    }
     if (peer.ss_family == AF_INET6) {
       uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), ip, sizeof ip);
     } else {
@@ -186,9 +183,8 @@ void ClientConnection::on_timeout(DeadlineNode* node) {
     case ClientState::ReadingHead:
     case ClientState::ReadingBody: self->reject(408); break;
     case ClientState::Queued:
-      self->x_->pool->dequeue(self);
-      ++self->upstream_metrics().shed[static_cast<size_t>(ShedReason::QueueTimeout)];
-      self->send_local(503, "upstream busy\n", nullptr, false, 1);
+      self->x_->pool->leave(self);
+      self->shed(ShedReason::QueueTimeout);
       break;
     case ClientState::Proxying:
       if (!self->x_->response_started && !self->x_->request_done) {
@@ -212,6 +208,9 @@ void ClientConnection::update_read_state() {
       x_->upstream->write_queued() > kHighWater) {
     want = false;  // the app is slower than the client: backpressure
   }
+  if (state_ == ClientState::ReadingBody && x_->body.pending() > kSpillPending) {
+    want = false;  // the disk is slower than the client
+  }
   if (state_ == ClientState::Draining) want = false;
   if (want == reading_) return;
   reading_ = want;
@@ -229,10 +228,12 @@ void ClientConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
   if (nread == 0) return;
   if (nread < 0) {
     // A client that finished its request and half-closed still gets its
-    // response; any other EOF or error means the client is gone.
+    // response; any other EOF or error means the client is gone. Not while
+    // queued, though: EOF there is far likelier a client that gave up than
+    // a half-close, and a request nobody waits for must not take an app
+    // thread (nginx and HAProxy's abortonclose judge it the same way).
     bool request_in = (self->state_ == ClientState::Proxying ||
                        self->state_ == ClientState::Routing ||
-                       self->state_ == ClientState::Queued ||
                        self->state_ == ClientState::Connecting) &&
                       self->x_->request_done;
     if (nread == UV_EOF && request_in) {
@@ -264,9 +265,7 @@ void ClientConnection::start_request_head() {
   take_exchange();
   x_->reset();
   // A fresh parser per request: we only get here at a message boundary.
-  // Strict mode: no lenient flag is ever set.
-  llhttp_init(&x_->parser, HTTP_REQUEST, &parser_settings());
-  x_->parser.data = this;
+  x_->parser.start(x_->head, *this, listener_.limits);
   x_->started_ns = uv_hrtime();
   transition(ClientState::ReadingHead);
 }
@@ -277,45 +276,32 @@ void ClientConnection::process_input() {
   bool may_parse = state_ == ClientState::ReadingHead || state_ == ClientState::ReadingBody ||
                    (state_ == ClientState::Proxying && x_->body_flowing && !x_->request_done);
   if (may_parse && !in_.empty()) {
-    auto data = in_.readable();
-    llhttp_errno_t err = llhttp_execute(&x_->parser, data.data(), data.size());
+    ParseStep step = x_->parser.execute(in_.readable());
     if (state_ == ClientState::Closing) return;
-    size_t used = data.size();
-    if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-      used = static_cast<size_t>(llhttp_get_error_pos(&x_->parser) - data.data());
-    }
-    if (state_ == ClientState::ReadingHead) {
-      x_->head_bytes += used;
-      if (has_obs_fold(data.substr(0, used))) x_->reject_status = 400;
-    }
-    in_.consume(used);
-    if (x_->reject_status != 0) {
-      int status = x_->reject_status;
-      x_->reject_status = 0;
+    in_.consume(step.used);
+    x_->head_seen = x_->parser.head_done();
+    if (step.reject != 0) {
+      if (step.error != nullptr) {
+        spdlog::debug("client {}: bad request: {}", x_->head.client_ip, step.error);
+      }
       if (x_->response_started) close();
       else {
         drop_upstream();
-        reject(status);
+        reject(step.reject);
       }
       return;
     }
-    if (err != HPE_OK && err != HPE_PAUSED && err != HPE_PAUSED_UPGRADE) {
-      spdlog::debug("client {}: bad request: {}", x_->head.client_ip, llhttp_get_error_reason(&x_->parser));
-      if (x_->response_started) close();
-      else {
-        drop_upstream();
-        reject(status_for(err));
-      }
+    if (state_ == ClientState::ReadingHead && x_->head_seen) {
+      x_->expect_continue = x_->parser.expect_continue();
+      head_complete();
+    }
+    else if (state_ == ClientState::ReadingBody && x_->body.error() != 0) {
+      body_spill_failed();
       return;
     }
-    if (state_ == ClientState::ReadingHead && !x_->head_seen &&
-        x_->head_bytes > listener_.limits.max_header_bytes) {
-      reject(431);
-      return;
-    }
-    if (state_ == ClientState::ReadingHead && x_->head_seen) head_complete();
     else if (state_ == ClientState::ReadingBody &&
-             (x_->request_done || x_->body_buf.size() >= kBodyBuffer)) {
+             (x_->request_done || (!x_->route->buffer_request && x_->body.size() >= kBodyBuffer))) {
+      // Spill writes may still be in flight: sending the file part waits for them.
       x_->body_flowing = false;
       start_forward();
     }
@@ -323,150 +309,156 @@ void ClientConnection::process_input() {
       x_->upstream->request_sent();
       if (x_->response_done) finish_exchange();
     }
-    if (state_ == ClientState::Proxying) arm_timer();
+    // timeouts.body is the longest wait between two reads of the body.
+    if (state_ == ClientState::Proxying || state_ == ClientState::ReadingBody) arm_timer();
   }
   update_read_state();
 }
 
-// llhttp 8 accepts obs-fold (a header line continued with SP or HTAB) even
-// in strict mode. RFC 9112 §5.2 lets a proxy reject it, and a proxy that
-// unfolds where the app would not is a smuggling vector: reject.
-bool ClientConnection::has_obs_fold(std::string_view bytes) {
-  for (char c : bytes) {
-    if (x_->after_lf && (c == ' ' || c == '\t')) return true;
-    x_->after_lf = c == '\n';
-  }
-  return false;
-}
+// --- request body (RequestSink) ------------------------------------------------------
 
-// --- parser callbacks --------------------------------------------------------------
-
-int ClientConnection::on_method(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  append_span(self->x_->head.buf, self->x_->head.method, at, len);
-  return 0;
-}
-
-int ClientConnection::on_url(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  append_span(self->x_->head.buf, self->x_->head.target, at, len);
-  if (self->x_->head.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->x_->reject_status = 414;
-    return -1;
-  }
-  return 0;
-}
-
-int ClientConnection::on_header_field(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  // llhttp 8 lets a space before the colon into the name. RFC 9112 §5.1:
-  // a server MUST reject it (it is a classic smuggling vector).
-  for (size_t i = 0; i < len; ++i) {
-    if (!is_tchar(at[i])) {
-      self->x_->reject_status = 400;
-      return -1;
-    }
-  }
-  auto& h = self->x_->head;
-  if (self->x_->in_value || h.headers.empty()) {
-    h.headers.emplace_back();
-    self->x_->in_value = false;
-  }
-  append_span(h.buf, h.headers.back().name, at, len);
-  if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->x_->reject_status = 431;
-    return -1;
-  }
-  return 0;
-}
-
-int ClientConnection::on_header_value(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  auto& h = self->x_->head;
-  if (h.headers.empty()) return -1;
-  self->x_->in_value = true;
-  append_span(h.buf, h.headers.back().value, at, len);
-  if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->x_->reject_status = 431;
-    return -1;
-  }
-  return 0;
-}
-
-int ClientConnection::on_headers_complete(llhttp_t* p) {
-  auto* self = self_of(p);
-  auto& h = self->x_->head;
-  if (h.buf.size() > self->listener_.limits.max_header_bytes) {
-    self->x_->reject_status = 431;
-    return -1;
-  }
-  if (p->method == HTTP_CONNECT) {
-    self->x_->reject_status = 405;  // a reverse proxy opens no tunnels on request
-    return -1;
-  }
-  h.http_major = p->http_major;
-  h.http_minor = p->http_minor;
-  h.keep_alive = llhttp_should_keep_alive(p) != 0;
-  h.upgrade = p->upgrade != 0;
-  h.chunked = (p->flags & F_CHUNKED) != 0;
-  h.content_length = (p->flags & F_CONTENT_LENGTH) ? p->content_length : 0;
-  h.has_body = h.chunked || h.content_length > 0;
-  if (!h.chunked && h.content_length > self->listener_.limits.max_body_bytes) {
-    self->x_->reject_status = 413;
-    return -1;
-  }
-  self->x_->expect_continue = h.has_body && iequals(h.header("expect"), "100-continue");
-  self->x_->head_seen = true;
-  // With a body, stop here until an upstream is ready to take it; without
-  // one, run on to message-complete (which pauses) so the request is whole.
-  return h.has_body ? HPE_PAUSED : 0;
-}
-
-int ClientConnection::on_body(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  self->x_->body_bytes += len;
-  if (self->x_->body_bytes > self->listener_.limits.max_body_bytes) {
-    self->x_->reject_status = 413;
-    return -1;
-  }
+bool ClientConnection::on_request_body(const char* at, size_t len) {
+  x_->body_bytes += len;
   char size_line[24];
-  size_t size_len = self->x_->head.chunked ? chunk_size_line(size_line, len) : 0;
-  Exchange& x = *self->x_;
+  size_t size_len = x_->head.chunked ? chunk_size_line(size_line, len) : 0;
+  Exchange& x = *x_;
   if (x.upstream == nullptr) {
     // Still buffering: keep the bytes exactly as they will go upstream.
-    x.body_buf.append(size_line, size_len);
-    x.body_buf.append(at, len);
-    if (size_len > 0) x.body_buf.append("\r\n");
+    x.body.append(size_line, size_len);
+    x.body.append(at, len);
+    if (size_len > 0) x.body.append("\r\n", 2);
     // Data callbacks cannot pause llhttp; process_input() stops parsing
     // once this execute() returns, so the buffer overshoots by one read.
-    return 0;
+    return true;
   }
   x.body_streamed = true;
   uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(size_len)),
                       uv_buf_init(const_cast<char*>(at), static_cast<unsigned>(len)),
                       uv_buf_init(const_cast<char*>("\r\n"), size_len > 0 ? 2 : 0)};
-  return x.upstream->send(bufs, 3) == 0 ? 0 : -1;
+  return x.upstream->send(bufs, 3) == 0;
 }
 
-int ClientConnection::on_message_complete(llhttp_t* p) {
-  auto* self = self_of(p);
-  self->x_->request_done = true;
-  if (self->x_->head.chunked) {
+bool ClientConnection::on_request_end() {
+  x_->request_done = true;
+  if (x_->head.chunked) {
     // Trailers are not forwarded: the upstream head announced none.
-    if (self->x_->upstream == nullptr) self->x_->body_buf.append("0\r\n\r\n");
-    else if (self->x_->upstream->send("0\r\n\r\n") != 0) return -1;
+    if (x_->upstream == nullptr) x_->body.append("0\r\n\r\n", 5);
+    else if (x_->upstream->send("0\r\n\r\n") != 0) return false;
   }
-  // Upgrade requests end the HTTP stream; llhttp returns PAUSED_UPGRADE.
-  return self->x_->head.upgrade ? 0 : HPE_PAUSED;
+  return true;
+}
+
+// --- buffered bodies in temp files (SpillOwner) -----------------------------------------
+
+void ClientConnection::on_spill_written(SpillBuffer& buffer) {
+  if (&buffer == &x_->body) {
+    if (buffer.error() != 0) body_spill_failed();
+    else update_read_state();  // reading waits while too much is unwritten
+    return;
+  }
+  if (buffer.error() != 0) {
+    spdlog::error("client {}: cannot buffer a response in {}: {}", client_ip_,
+                  x_->cfg->buffering.temp_dir, uv_strerror(buffer.error()));
+    close();  // bytes are lost: never present the rest as complete
+    return;
+  }
+  if (x_->upstream != nullptr && !response_spill_full()) x_->upstream->resume_reading();
+  feed_response();
+}
+
+void ClientConnection::on_spill_read(SpillBuffer& buffer, const char* data, size_t len) {
+  if (&buffer == &x_->body) {
+    if (len == 0) {
+      body_spill_failed();
+      return;
+    }
+    // A try that ended meanwhile (answered early, failed) takes no more.
+    if (!x_->body_replaying || x_->upstream == nullptr) return;
+    uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+    if (x_->upstream->send(&b, 1) != 0) return;  // the error event follows
+    send_body_file();
+    return;
+  }
+  if (len == 0) {
+    spdlog::error("client {}: cannot read a buffered response back from {}: {}", client_ip_,
+                  x_->cfg->buffering.temp_dir, uv_strerror(buffer.error()));
+    close();
+    return;
+  }
+  x_->sent_body += len;
+  if (x_->chunk_response) {
+    char size_line[24];
+    size_t size_len = chunk_size_line(size_line, len);
+    uv_buf_t bufs[3] = {uv_buf_init(size_line, static_cast<unsigned>(size_len)),
+                        uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len)),
+                        uv_buf_init(const_cast<char*>("\r\n"), 2)};
+    write(bufs, 3);
+  } else {
+    uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
+    write(&b, 1);
+  }
+  feed_response();
+}
+
+// The file part of a buffered request body goes upstream a piece at a
+// time, each read once the app's connection has taken the last.
+void ClientConnection::send_body_file() {
+  if (!x_->body_replaying || x_->upstream == nullptr || x_->body.reading()) return;
+  if (x_->body.unread() == 0) {
+    x_->body_replaying = false;
+    x_->upstream->request_sent();
+    update_read_state();
+    return;
+  }
+  if (x_->upstream->write_queued() > kHighWater) return;  // on_upstream_drained() resumes
+  if (!x_->body.read() && x_->body.error() != 0) body_spill_failed();
+}
+
+void ClientConnection::body_spill_failed() {
+  spdlog::error("client {}: cannot buffer a request body in {}: {}", client_ip_,
+                x_->cfg->buffering.temp_dir, uv_strerror(x_->body.error()));
+  if (x_->response_started) {
+    close();
+    return;
+  }
+  drop_upstream();
+  reject(500);
+}
+
+bool ClientConnection::spill_response() {
+  if (x_->cfg->buffering.max_response_file == 0) return false;
+  if (!x_->response.configured()) {
+    x_->response.configure(server_.loop(), this,
+                           {.memory_limit = 0, .temp_dir = x_->cfg->buffering.temp_dir});
+  }
+  x_->response_spilling = true;
+  return true;
+}
+
+// The app waits while the disk lags, or once the file holds its most.
+bool ClientConnection::response_spill_full() const {
+  return x_->response.pending() > kSpillPending ||
+         x_->response.file_size() >= x_->cfg->buffering.max_response_file;
+}
+
+void ClientConnection::feed_response() {
+  if (!x_->response_spilling || state_ == ClientState::Closing || x_->response.reading()) return;
+  // The client's queue takes the next piece once below half its share of memory.
+  if (writer_.queued() > x_->cfg->buffering.response_memory / 2) return;  // on_written() resumes
+  if (x_->response.unread() > 0) {
+    if (!x_->response.read()) close();  // only a failed file refuses
+    return;
+  }
+  // Drained: the file starts over, and bytes go straight to the client again.
+  x_->response.discard_read();
+  x_->response_spilling = false;
+  if (x_->response_done) finish_response();
+  else if (x_->upstream != nullptr) x_->upstream->resume_reading();
 }
 
 // --- routing -------------------------------------------------------------------------
 
 void ClientConnection::head_complete() {
-  if (x_->head_bytes > listener_.limits.max_header_bytes) {
-    reject(431);
-    return;
-  }
   x_->head.client_ip = client_ip_;  // assign: reuses the string's capacity
   x_->head.tls = false;
   RouteJob job;
@@ -512,11 +504,17 @@ void ClientConnection::on_routed(RouteResult&& r) {
 void ClientConnection::read_body() {
   transition(ClientState::ReadingBody);
   x_->body_flowing = true;
+  // Without buffer_request the body streams once kBodyBuffer is in memory,
+  // so it never needs the file.
+  const config::Buffering& b = x_->cfg->buffering;
+  x_->body.configure(server_.loop(), this,
+                     {.memory_limit = x_->route->buffer_request ? b.request_memory : SIZE_MAX,
+                      .temp_dir = b.temp_dir});
   if (x_->expect_continue && in_.empty()) {
     x_->expect_continue = false;
     write("HTTP/1.1 100 Continue\r\n\r\n");
   }
-  llhttp_resume(&x_->parser);
+  x_->parser.resume();
   process_input();
 }
 
@@ -528,25 +526,52 @@ void ClientConnection::start_forward() {
     return;
   }
   x_->attempts_left = up.retries.attempts;
+  x_->budget_ns = client_budget_ns();
+  x_->pool->count_request();
   try_acquire();
 }
 
+// The client's own budget from the configured header: seconds ("2.5") or a
+// duration ("800ms"). Anything unreadable counts as no budget.
+uint64_t ClientConnection::client_budget_ns() const {
+  const std::string& name = x_->pool->config().queue.deadline_header;
+  if (name.empty()) return 0;
+  std::string_view v = x_->head.header(name);
+  if (v.empty()) return 0;
+  double number = 0;
+  auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), number);
+  if (ec != std::errc() || !(number > 0)) return 0;
+  std::string_view unit(end, static_cast<size_t>(v.data() + v.size() - end));
+  double scale = unit.empty() || unit == "s" ? 1e9 : unit == "ms" ? 1e6 : 0;
+  if (scale == 0) return 0;
+  return static_cast<uint64_t>(std::min(number * scale, 1e15));
+}
+
 void ClientConnection::try_acquire() {
-  auto server = x_->pool->acquire(x_->tried);
-  if (server) {
-    x_->slot_held = true;
-    use_server(*server);
+  UpstreamPool& pool = *x_->pool;
+  if (UpstreamServer* s = pool.acquire(0)) {
+    use_server(s);
     return;
   }
-  if (x_->tried != 0 || x_->pool->queue_full()) {
-    if (x_->tried == 0) ++upstream_metrics().shed[static_cast<size_t>(ShedReason::QueueFull)];
-    // Every server tried, or the waiting room is full: shed, never pile on.
-    send_local(503, "upstream busy\n", nullptr, x_->head.has_body, 1);
+  if (pool.all_down()) {
+    shed(ShedReason::Unavailable);
     return;
   }
-  x_->pool->enqueue(this);
+  // Every server is at its limit: wait, unless waiting cannot help.
+  if (auto reason = pool.admit(this, x_->route->priority, x_->budget_ns)) {
+    shed(*reason);
+    return;
+  }
   x_->queued_ns = uv_hrtime();
   transition(ClientState::Queued);
+}
+
+// sluice's own 503: the request never reached the app. Retry-After says
+// when the queue will have drained at the pace it has been draining.
+void ClientConnection::shed(ShedReason reason) {
+  ++upstream_metrics().shed[static_cast<size_t>(reason)];
+  send_local(503, reason == ShedReason::Unavailable ? "no upstream server available\n" : "upstream busy\n",
+             nullptr, !x_->request_done, x_->pool->retry_after());
 }
 
 void ClientConnection::on_slot_available() {
@@ -555,10 +580,18 @@ void ClientConnection::on_slot_available() {
   try_acquire();
 }
 
-void ClientConnection::use_server(size_t server) {
-  x_->server_index = server;
-  x_->upstream_addr = &x_->pool->server_config(server).address.text;
-  x_->tried |= TriedSet{1} << server;
+void ClientConnection::on_shed(ShedReason reason) {
+  if (state_ != ClientState::Queued) return;
+  shed(reason);
+}
+
+void ClientConnection::use_server(UpstreamServer* server) {
+  x_->slot_held = true;
+  x_->server = server;
+  x_->slot_ns = uv_hrtime();
+  x_->in_flight_at_start = server->in_flight();
+  x_->upstream_addr = server->address();
+  if (server->index < kMaxServers) x_->tried |= TriedSet{1} << server->index;
   x_->response_started = x_->response_done = false;
   transition(ClientState::Connecting);
   if (UpstreamConnection* idle = x_->pool->take_idle(server)) {
@@ -573,14 +606,22 @@ void ClientConnection::use_server(size_t server) {
 
 void ClientConnection::on_upstream_ready() {
   transition(ClientState::Proxying);
-  x_->upstream->begin_request(x_->head.method_view() == "HEAD");
+  x_->upstream->begin_request(x_->head.method_view() == "HEAD", is_websocket_upgrade(x_->head));
+  std::string_view memory = x_->body.memory();
   uv_buf_t out[2] = {
       uv_buf_init(x_->upstream_head.data(), static_cast<unsigned>(x_->upstream_head.size())),
-      uv_buf_init(x_->body_buf.data(), static_cast<unsigned>(x_->body_buf.size()))};
+      uv_buf_init(const_cast<char*>(memory.data()), static_cast<unsigned>(memory.size()))};
   if (x_->upstream->send(out, 2) != 0) return;  // the error event follows
   if (!x_->head.has_body) {
     x_->upstream->request_sent();
     update_read_state();
+    return;
+  }
+  if (x_->request_done && x_->body.file_size() > 0) {
+    // The rest of the body is in the file; from its start on every try.
+    x_->body.rewind();
+    x_->body_replaying = true;
+    send_body_file();
     return;
   }
   if (x_->request_done) {
@@ -590,11 +631,21 @@ void ClientConnection::on_upstream_ready() {
   }
   // The body is larger than the buffer: the rest streams.
   x_->body_flowing = true;
-  llhttp_resume(&x_->parser);
+  x_->parser.resume();
   process_input();
 }
 
 void ClientConnection::on_upstream_head(ResponseHead& h) {
+  if (h.status == 503 && others_in_flight(x_->server) > 0 && !x_->requeued && replayable()) {
+    // The app's own "busy": its body is not worth reading. Nothing has
+    // been held for the client yet, so the batch ends here.
+    corked_ = false;
+    UpstreamConnection* up = std::exchange(x_->upstream, nullptr);
+    up->abort();
+    release_slot(Outcome::Overload);
+    requeue_if_busy(Outcome::Overload);
+    return;
+  }
   x_->response_started = true;
   x_->status = h.status;
   const bool http10 = x_->head.http_major == 1 && x_->head.http_minor == 0;
@@ -625,6 +676,13 @@ void ClientConnection::on_upstream_head(ResponseHead& h) {
 }
 
 void ClientConnection::on_upstream_body(const char* data, size_t len) {
+  if (x_->response_spilling) {
+    // Behind bytes already in the file: these go there too, in order.
+    x_->response.append(data, len);
+    if (x_->response.error() != 0) close();
+    else if (response_spill_full()) x_->upstream->pause_reading();
+    return;
+  }
   x_->sent_body += len;
   if (x_->chunk_response) {
     char size_line[24];
@@ -637,7 +695,14 @@ void ClientConnection::on_upstream_body(const char* data, size_t len) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(data), static_cast<unsigned>(len));
     emit(&b, 1);
   }
-  if (x_->upstream != nullptr && writer_.queued() > kHighWater) x_->upstream->pause_reading();
+  if (x_->upstream == nullptr) return;
+  if (!x_->route->buffer_response) {
+    if (writer_.queued() > kHighWater) x_->upstream->pause_reading();
+  } else if (writer_.queued() > x_->cfg->buffering.response_memory) {
+    // The client is slower than the app: from here on the body waits in a
+    // file (or, with no file allowed, the app waits).
+    if (!spill_response()) x_->upstream->pause_reading();
+  }
 }
 
 void ClientConnection::on_upstream_batch(bool begin) {
@@ -672,8 +737,23 @@ void ClientConnection::uncork() {
 
 void ClientConnection::on_upstream_done() {
   x_->upstream = nullptr;
-  release_slot();
+  release_slot(outcome_of_status(x_->status, others_in_flight(x_->server)));
   x_->response_done = true;
+  if (x_->response_spilling) {
+    // The app and its connection are free already; the rest of the body
+    // and then the end reach the client from the file, at its pace.
+    uncork();
+    if (!x_->request_done) {
+      x_->close_after_response = true;
+      x_->body_flowing = false;  // a body nobody will read is not taken in meanwhile
+    }
+    feed_response();
+    return;
+  }
+  finish_response();
+}
+
+void ClientConnection::finish_response() {
   if (x_->chunk_response) {
     uv_buf_t end = uv_buf_init(const_cast<char*>("0\r\n\r\n"), 5);
     emit(&end, 1);
@@ -690,8 +770,14 @@ void ClientConnection::on_upstream_done() {
 
 void ClientConnection::on_upstream_error(UpstreamError err) {
   uncork();  // what arrived before the failure still goes out
+  // A kept-alive connection the app closed just as we reused it says
+  // nothing about the app's health.
+  const bool says_nothing = (err == UpstreamError::ClosedEarly && x_->upstream->reused()) ||
+                           state_ == ClientState::Tunnel;  // a tunnel's end is no fault
   x_->upstream = nullptr;
-  release_slot();
+  const Outcome outcome =
+      says_nothing ? Outcome::Neutral : outcome_of_error(err, others_in_flight(x_->server));
+  release_slot(outcome);
   if (state_ == ClientState::Closing) return;
   if (x_->response_started || state_ == ClientState::Tunnel) {
     // Never present a truncated body as complete: no final chunk, and the
@@ -700,7 +786,27 @@ void ClientConnection::on_upstream_error(UpstreamError err) {
     close();
     return;
   }
+  if (requeue_if_busy(outcome)) return;
   retry_or_fail(err);
+}
+
+// The request is whole on our side: it can be sent again as it was.
+bool ClientConnection::replayable() const {
+  return !x_->body_streamed && (x_->body_bytes == 0 || x_->request_done);
+}
+
+// Busy is not dead: an app that turned the request away (503, or refused
+// the connection) while it had others of ours has no free thread. The
+// slot was released as Overload (lowering the server's limit); the request
+// waits for a slot again, once, instead of failing.
+bool ClientConnection::requeue_if_busy(Outcome outcome) {
+  if (outcome != Outcome::Overload || x_->requeued || !replayable()) return false;
+  x_->requeued = true;
+  x_->body_flowing = false;
+  x_->response_started = x_->response_done = false;
+  x_->status = 0;
+  try_acquire();
+  return true;
 }
 
 void ClientConnection::retry_or_fail(UpstreamError err) {
@@ -711,18 +817,23 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
   // method is idempotent and the app closed without answering.
   bool nothing_sent = err == UpstreamError::ConnectFailed || err == UpstreamError::ConnectTimeout;
   // A body still whole in body_buf can be sent again; a streamed one cannot.
-  bool replayable = !x_->body_streamed && (x_->body_bytes == 0 || x_->request_done) &&
-                    (nothing_sent || (err == UpstreamError::ClosedEarly &&
-                                      is_idempotent(x_->head.method_view())));
-  if (replayable && x_->attempts_left > 0) {
+  bool may_retry = replayable() && (nothing_sent || (err == UpstreamError::ClosedEarly &&
+                                                     is_idempotent(x_->head.method_view())));
+  // Retries spend the upstream's budget, so a failing app does not get
+  // twice the load from its own retries.
+  bool retry = may_retry && x_->attempts_left > 0;
+  if (retry && !x_->pool->allow_retry()) {
+    ++upstream_metrics().retries_denied;
+    retry = false;
+  }
+  if (retry) {
     --x_->attempts_left;
     ++upstream_metrics().retries;
     x_->body_flowing = false;
-    auto server = x_->pool->acquire(x_->tried);
-    if (!server) server = x_->pool->acquire(0);  // a single server: try it again
-    if (server) {
-      x_->slot_held = true;
-      use_server(*server);
+    UpstreamServer* server = x_->pool->acquire(x_->tried);
+    if (server == nullptr) server = x_->pool->acquire(0);  // a single server: try it again
+    if (server != nullptr) {
+      use_server(server);
       return;
     }
   }
@@ -735,6 +846,7 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
 
 void ClientConnection::on_upstream_drained() {
   if (x_->upstream != nullptr && x_->upstream->write_queued() < kLowWater) update_read_state();
+  if (x_->body_replaying) send_body_file();
 }
 
 void ClientConnection::on_upstream_tunnel_data(const char* data, size_t len) {
@@ -743,10 +855,10 @@ void ClientConnection::on_upstream_tunnel_data(const char* data, size_t len) {
   if (x_->upstream != nullptr && writer_.queued() > kHighWater) x_->upstream->pause_reading();
 }
 
-void ClientConnection::release_slot() {
+void ClientConnection::release_slot(Outcome outcome) {
   if (!x_->slot_held) return;
   x_->slot_held = false;
-  x_->pool->release(x_->server_index);
+  x_->pool->release(x_->server, outcome, uv_hrtime() - x_->slot_ns, x_->in_flight_at_start);
 }
 
 void ClientConnection::drop_upstream() {
@@ -755,7 +867,7 @@ void ClientConnection::drop_upstream() {
     x_->upstream = nullptr;
   }
   release_slot();
-  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->dequeue(this);
+  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->leave(this);
 }
 
 // --- finishing a request -----------------------------------------------------------------
@@ -855,8 +967,11 @@ void ClientConnection::on_written(void* p, int status) {
     if (self->writer_.queued() == 0) self->close();
     return;
   }
-  if (self->writer_.queued() < kLowWater && self->x_ != nullptr &&
-      self->x_->upstream != nullptr) {
+  if (self->x_ != nullptr && self->x_->response_spilling) {
+    self->feed_response();  // the file, not the socket, decides when the app may send
+    if (self->state_ == ClientState::Closing) return;
+  } else if (self->writer_.queued() < kLowWater && self->x_ != nullptr &&
+             self->x_->upstream != nullptr) {
     self->x_->upstream->resume_reading();
   }
   if (self->state_ == ClientState::Proxying) self->arm_timer();
@@ -890,7 +1005,7 @@ void ClientConnection::record_request() {
   e.referer = h.header("referer");
   e.user_agent = h.header("user-agent");
   if (x_->route != nullptr) e.route = x_->route->name;
-  if (x_->upstream_addr != nullptr) e.upstream = *x_->upstream_addr;
+  if (!x_->upstream_addr.empty()) e.upstream = x_->upstream_addr;
   e.duration_us = duration_us;
   log.log(e);
 }
@@ -912,6 +1027,9 @@ void ClientConnection::close() {
     // logged too: with its status, or 499 if nothing was sent.
     if (x_->head_seen) record_request();
     drop_upstream();
+    // Temp files close now, not when the connection's memory goes.
+    x_->body.reset();
+    x_->response.reset();
   }
   state_ = ClientState::Closing;
   server_.timers().cancel(timer_);

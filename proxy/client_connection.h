@@ -14,7 +14,9 @@
 #include "core/deadline_timers.h"
 #include "proxy/input_buffer.h"
 #include "proxy/metrics.h"
+#include "proxy/request_parser.h"
 #include "proxy/routing.h"
+#include "proxy/spill_buffer.h"
 #include "proxy/stream_writer.h"
 #include "proxy/upstream_connection.h"
 #include "proxy/upstream_pool.h"
@@ -28,25 +30,32 @@ class Server;
 // keep-alive connection carries none of it, and its buffers keep their
 // capacity from request to request: steady state allocates nothing.
 struct Exchange {
-  llhttp_t parser{};
+  RequestParser parser;
   RequestHead head;
   std::string upstream_head;  // built by the worker
   std::string out;            // heads and local responses we write
-  std::string body_buf;       // request body read before the upstream is picked
+  // The request body as it goes upstream (chunk framing included), read
+  // before the upstream is picked: memory, then a temp file. Replayed on retry.
+  SpillBuffer body;
+  // Response body bytes beyond buffering.response_memory that the client
+  // has not taken yet (buffer_response): a temp file, fed as the client reads.
+  SpillBuffer response;
+  bool body_replaying = false;      // the file part of `body` is going upstream
+  bool response_spilling = false;   // response bytes go to `response` until it drains
   config::ConfigPtr cfg;      // the snapshot this request lives with
   const config::Route* route = nullptr;
   UpstreamPool* pool = nullptr;
   UpstreamConnection* upstream = nullptr;
-  size_t server_index = 0;
+  UpstreamServer* server = nullptr;  // the server whose slot we hold or held
+  uint64_t slot_ns = 0;              // uv_hrtime() when the slot was taken
+  uint32_t in_flight_at_start = 0;   // the server's in-flight count then
+  uint64_t budget_ns = 0;            // the client's own wait budget; 0 = none
   TriedSet tried = 0;
-  uint64_t head_bytes = 0;
   uint64_t body_bytes = 0;
   uint32_t attempts_left = 0;
-  int reject_status = 0;        // set by a parser callback to fail the request
   // Progress of the two directions; the connection's state says what runs.
   bool slot_held = false;       // one of pool's in-flight slots is ours
-  bool in_value = false;        // parser: last piece was a header value
-  bool after_lf = false;        // the last head byte seen was LF (obs-fold check)
+  bool requeued = false;        // sent back to the queue once by a busy app
   bool head_seen = false;       // headers complete
   bool request_done = false;    // message complete
   bool body_flowing = false;    // the parser may consume body bytes now
@@ -61,7 +70,7 @@ struct Exchange {
   uint16_t status = 0;          // sent to the client; 0 = none yet
   uint64_t sent_body = 0;       // response body bytes sent
   uint64_t started_ns = 0;      // uv_hrtime() at the first byte of the request
-  const std::string* upstream_addr = nullptr;  // the server used, in the pool's config
+  std::string upstream_addr;    // the server used (a copy: a reload may free the server)
   uint64_t queued_ns = 0;       // uv_hrtime() when it joined the upstream's queue
 
   // Ready for a new request; keeps every buffer's capacity.
@@ -81,7 +90,10 @@ enum class ClientState : uint8_t {
   Closing,
 };
 
-class ClientConnection final : private UpstreamUser, private QueueWaiter {
+class ClientConnection final : private UpstreamUser,
+                               private QueueWaiter,
+                               private RequestSink,
+                               private SpillOwner {
  public:
   ClientConnection(Server& server, ConnId id, uint32_t gen, config::ConfigPtr cfg,
                    const config::Listener& listener);
@@ -114,7 +126,10 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void read_body();
   void start_forward();
   void try_acquire();
-  void use_server(size_t server);
+  void shed(ShedReason reason);
+  uint64_t client_budget_ns() const;
+  void use_server(UpstreamServer* server);
+  bool replayable() const;
   void retry_or_fail(UpstreamError err);
   void finish_exchange();
   void next_request();
@@ -129,13 +144,13 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void uncork();
   void record_request();  // metrics and the access-log line, once per request
   UpstreamMetrics& upstream_metrics();
-  void release_slot();
+  void release_slot(Outcome outcome = Outcome::Neutral);
+  bool requeue_if_busy(Outcome outcome);
   void drop_upstream();
   bool want_keep_alive() const;
   void update_read_state();
   void take_exchange();
   void release_exchange();
-  bool has_obs_fold(std::string_view bytes);
 
   // UpstreamUser
   void on_upstream_ready() override;
@@ -148,20 +163,24 @@ class ClientConnection final : private UpstreamUser, private QueueWaiter {
   void on_upstream_tunnel_data(const char* data, size_t len) override;
   // QueueWaiter
   void on_slot_available() override;
+  void on_shed(ShedReason reason) override;
+  // RequestSink: what becomes of the request body.
+  bool on_request_body(const char* at, size_t len) override;
+  bool on_request_end() override;
+  // Buffered bodies (SpillOwner and helpers).
+  void on_spill_written(SpillBuffer& buffer) override;
+  void on_spill_read(SpillBuffer& buffer, const char* data, size_t len) override;
+  void send_body_file();      // the next piece of a spilled request body goes upstream
+  void body_spill_failed();
+  bool spill_response();      // later response bytes go to the file; false if none is allowed
+  bool response_spill_full() const;
+  void feed_response();       // spilled response bytes go to the client as it drains
+  void finish_response();     // the end of the response, after every body byte
 
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
   static void on_closed(uv_handle_t* h);
   static void on_written(void* self, int status);
-
-  static const llhttp_settings_t& parser_settings();
-  static int on_method(llhttp_t* p, const char* at, size_t len);
-  static int on_url(llhttp_t* p, const char* at, size_t len);
-  static int on_header_field(llhttp_t* p, const char* at, size_t len);
-  static int on_header_value(llhttp_t* p, const char* at, size_t len);
-  static int on_headers_complete(llhttp_t* p);
-  static int on_body(llhttp_t* p, const char* at, size_t len);
-  static int on_message_complete(llhttp_t* p);
 
   Server& server_;
   const ConnId id_;

@@ -1,21 +1,41 @@
 // A listening socket. Accepted connections are handed to the Server; past
-// max_connections they are accepted and closed at once, so the kernel's
-// backlog never fills with connections nobody will serve. At EMFILE libuv
-// itself closes a reserve descriptor, accepts and drops the connection,
-// and re-opens the reserve, so the loop never spins on a ready listener.
+// max_connections (or max_connections_per_ip for one client address) they
+// are accepted and closed at once, so the kernel's backlog never fills with
+// connections nobody will serve.
+//
+// At EMFILE a ready listener whose connections cannot be accepted would
+// make the loop spin. libuv sheds them with a spare descriptor of its own,
+// but that one is per loop and can be lost to another thread opening a file
+// in the instant it is free; each Listener keeps its own reserve as well, and
+// when libuv reports EMFILE/ENFILE it closes the reserve, accepts and closes
+// what is pending, and opens the reserve again.
 #pragma once
 
+#include <sys/socket.h>
 #include <uv.h>
 
+#include <array>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 
 #include "config/config.h"
 #include "core/result.h"
 #include "core/uv_handle.h"
 
 namespace sluice::proxy {
+
+// A client address for max_connections_per_ip: IPv4 as its IPv4-mapped IPv6
+// form, so both spellings of one address count together.
+struct PeerKey {
+  std::array<uint8_t, 16> bytes{};
+  bool operator==(const PeerKey&) const = default;
+};
+struct PeerKeyHash {
+  size_t operator()(const PeerKey& k) const;
+};
 
 class Listener {
  public:
@@ -37,16 +57,39 @@ class Listener {
   void reconfigure(const config::Listener& cfg) {
     name_ = cfg.name;
     max_connections = cfg.max_connections;
+    max_per_ip = cfg.max_connections_per_ip;
   }
+
+  // max_connections_per_ip, for a connection just accepted from `peer`:
+  // false if that address is at its limit (nothing is counted then).
+  // Otherwise *counted says whether it was counted under *key (only while
+  // a limit is set), and a counted connection must be given back with
+  // release(*key) when it closes.
+  bool admit(const sockaddr_storage& peer, PeerKey* key, bool* counted);
+  void release(const PeerKey& key);
+
+  ~Listener();
+  Listener(const Listener&) = delete;
+  Listener& operator=(const Listener&) = delete;
 
   uint32_t active = 0;        // connections accepted and not yet closed
   uint32_t max_connections = 0;
+  uint32_t max_per_ip = 0;    // 0: no limit
 
  private:
   Listener() = default;
   static void on_connection(uv_stream_t* server, int status);
+  // EMFILE/ENFILE: frees the reserve descriptor, accepts and closes every
+  // pending connection, takes the reserve again.
+  void shed_pending();
 
+  uv_loop_t* loop_ = nullptr;
   UvHandle<uv_tcp_t> tcp_;
+  int reserve_fd_ = -1;
+  std::unordered_map<PeerKey, uint32_t, PeerKeyHash> per_ip_;  // open connections per address
+  // At most one warning a second each: a flood must not flood the log too.
+  uint64_t last_emfile_warn_ms_ = 0;
+  uint64_t last_per_ip_warn_ms_ = 0;
   AcceptFn on_accept_;
   std::string name_;
   std::string bound_;

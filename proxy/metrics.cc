@@ -24,7 +24,11 @@ const char* to_string(ShedReason r) {
   switch (r) {
     case ShedReason::QueueFull: return "queue_full";
     case ShedReason::QueueTimeout: return "timeout";
+    case ShedReason::Deadline: return "deadline";
+    case ShedReason::Overload: return "overload";
+    case ShedReason::Priority: return "priority";
     case ShedReason::ClientGone: return "client_gone";
+    case ShedReason::Unavailable: return "unavailable";
     case ShedReason::Count: break;
   }
   return "?";

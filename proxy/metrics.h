@@ -34,12 +34,23 @@ struct RouteMetrics {
   Histogram duration;
 };
 
-enum class ShedReason : uint8_t { QueueFull, QueueTimeout, ClientGone, Count };
+// Why a request got sluice's 503 instead of reaching the app.
+enum class ShedReason : uint8_t {
+  QueueFull,     // no room to wait
+  QueueTimeout,  // waited queue.timeout
+  Deadline,      // its predicted wait exceeded its budget: shed on arrival
+  Overload,      // waited past queue.target in a standing queue
+  Priority,      // made room for a request of a higher class
+  ClientGone,    // the client left while queued (no 503 sent)
+  Unavailable,   // every server is down
+  Count
+};
 const char* to_string(ShedReason r);
 
 struct UpstreamMetrics {
   std::array<uint64_t, static_cast<size_t>(ShedReason::Count)> shed{};
   uint64_t retries = 0;
+  uint64_t retries_denied = 0;  // by the retry budget or a full queue
   Histogram queue_wait;
 };
 

@@ -63,6 +63,11 @@ void build_client_head(std::string& out, const ResponseHead& h, const ClientHead
     }
     if (is_hop_by_hop(name) && !(iequals(name, "transfer-encoding") && !reframe)) continue;
     if (reframe && iequals(name, "content-length")) continue;
+    // RFC 9112 §6.1-6.2: a 204 carries neither. A client that believed a
+    // Transfer-Encoding there would read what follows as the 204's body
+    // (llhttp 8 does; found by tests/fuzz/response_fuzz).
+    if (h.status == 204 && (iequals(name, "content-length") || iequals(name, "transfer-encoding")))
+      continue;
     if (listed_in_connection(h, name) || edits_remove(opts.edits, name)) continue;
     append_header(out, name, h.view(f.value));
   }

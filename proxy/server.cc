@@ -134,7 +134,8 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools;
   for (const auto& up : next->upstreams) {
     auto it = pools_.find(up.name);
-    if (it != pools_.end() && it->second->reconfigure(up)) {
+    if (it != pools_.end()) {
+      it->second->reconfigure(up);
       pools.emplace(up.name, std::move(it->second));
       pools_.erase(it);
     } else {
@@ -187,6 +188,8 @@ void Server::on_accept(Listener& l, uv_stream_t* server) {
 void Server::release(ClientConnection* conn) {
   Slot& slot = slots_[conn->id()];
   if (slot.listener) --slot.listener->active;
+  if (slot.peer_counted) slot.listener->release(slot.peer);
+  slot.peer_counted = false;
   ++slot.gen;  // results still on a worker for this slot are now stale
   slot.conn = nullptr;
   slot.listener = nullptr;
@@ -194,6 +197,12 @@ void Server::release(ClientConnection* conn) {
   delete conn;
   --live_;
   if (draining_) maybe_finish_shutdown();
+}
+
+bool Server::admit(ConnId id, const sockaddr_storage& peer) {
+  Slot& slot = slots_[id];
+  if (slot.listener == nullptr) return true;
+  return slot.listener->admit(peer, &slot.peer, &slot.peer_counted);
 }
 
 bool Server::submit(RouteJob& job) { return workers_->try_submit(job); }

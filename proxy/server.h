@@ -39,11 +39,11 @@ class Server {
 
   // Swaps in a new configuration snapshot: new requests use it, requests
   // in flight finish with the one they started with. Listeners are kept
-  // (same address), bound (new) or closed (gone); upstream pools keep their
-  // state where the server list is unchanged. On error (a new listener
-  // cannot bind, the access log cannot open) nothing changes. `log` is the
-  // new config's access log, opened off the loop (opening a file blocks);
-  // it is used only if the log's path or format changed.
+  // (same address), bound (new) or closed (gone); upstream pools are
+  // reconfigured in place (servers that stay keep their state). On error
+  // (a new listener cannot bind, the access log cannot open) nothing
+  // changes. `log` is the new config's access log, opened off the loop
+  // (opening a file blocks); it is used only if its path or format changed.
   Result<bool> reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log);
 
   // Stops accepting, lets in-flight requests finish (closing idle
@@ -66,6 +66,9 @@ class Server {
   // SIGUSR1: log files are reopened (logrotate has moved them).
   void reopen_logs() { access_log_->reopen(); }
   void release(ClientConnection* conn);  // its handles have closed
+  // max_connections_per_ip, once the connection in slot `id` knows its
+  // peer: false if it must be closed at once.
+  bool admit(ConnId id, const sockaddr_storage& peer);
 
   size_t connection_count() const { return live_; }
   const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
@@ -75,6 +78,8 @@ class Server {
     ClientConnection* conn = nullptr;
     Listener* listener = nullptr;
     uint32_t gen = 0;
+    bool peer_counted = false;  // counted in listener's per-IP table under `peer`
+    PeerKey peer;
   };
 
   void on_accept(Listener& l, uv_stream_t* server);
@@ -90,7 +95,7 @@ class Server {
   // Closed by a reload but still counted by their connections' slots.
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
   std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
-  // Replaced by a reload; kept until their last request has finished.
+  // Of upstreams a reload removed; kept until their last request has finished.
   std::vector<std::unique_ptr<UpstreamPool>> retired_pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
   std::unique_ptr<AccessLog> access_log_;

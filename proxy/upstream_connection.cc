@@ -6,11 +6,6 @@
 
 namespace sluice::proxy {
 
-namespace {
-// A response head larger than this is not one a sane app sends.
-constexpr size_t kMaxResponseHead = 64 * 1024;
-}  // namespace
-
 const char* to_string(UpstreamError e) {
   switch (e) {
     case UpstreamError::ConnectFailed: return "connect failed";
@@ -23,7 +18,7 @@ const char* to_string(UpstreamError e) {
   return "?";
 }
 
-UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, size_t server,
+UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server,
                                        UpstreamUser* user)
     : pool_(pool), server_(server), user_(user), writer_(this, &UpstreamConnection::on_written) {
   uv_tcp_init(loop, &tcp_);
@@ -31,31 +26,13 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, size
   tcp_.data = this;
   timer_.data = this;
   connect_req_.data = this;
-
-  llhttp_init(&parser_, HTTP_RESPONSE, &parser_settings());
-  parser_.data = this;
-}
-
-// One table for every connection: llhttp only reads it.
-const llhttp_settings_t& UpstreamConnection::parser_settings() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_status = &UpstreamConnection::on_status;
-    s.on_header_field = &UpstreamConnection::on_header_field;
-    s.on_header_value = &UpstreamConnection::on_header_value;
-    s.on_headers_complete = &UpstreamConnection::on_headers_complete;
-    s.on_body = &UpstreamConnection::on_body;
-    s.on_message_complete = &UpstreamConnection::on_message_complete;
-    return s;
-  }();
-  return settings;
+  parser_.start(*this, false, false);
 }
 
 UpstreamConnection* UpstreamConnection::connect(uv_loop_t* loop, UpstreamPool* pool,
-                                                size_t server, UpstreamUser* user) {
+                                                UpstreamServer* server, UpstreamUser* user) {
   auto* c = new UpstreamConnection(loop, pool, server, user);
-  const auto& addr = pool->server_config(server).address;
+  const auto& addr = server->config().address;
   int rc = uv_tcp_connect(&c->connect_req_, &c->tcp_, addr.sa(), &UpstreamConnection::on_connect);
   if (rc != 0) {
     spdlog::warn("upstream {}: connect to {}: {}", pool->config().name, addr.text, uv_strerror(rc));
@@ -73,7 +50,7 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
   if (self->state_ == State::Closing) return;  // aborted while connecting
   if (status != 0) {
     spdlog::warn("upstream {}: connect to {}: {}", self->pool_->config().name,
-                 self->pool_->server_config(self->server_).address.text, uv_strerror(status));
+                 self->server_->address(), uv_strerror(status));
     self->fail(UpstreamError::ConnectFailed);
     return;
   }
@@ -90,15 +67,11 @@ void UpstreamConnection::attach(UpstreamUser* user) {
   uv_timer_stop(&timer_);
 }
 
-void UpstreamConnection::begin_request(bool head_request) {
+void UpstreamConnection::begin_request(bool head_request, bool upgrade) {
   ++requests_;
-  head_request_ = head_request;
-  head_done_ = response_done_ = request_sent_ = false;
+  request_sent_ = false;
   response_bytes_ = 0;
-  in_value_ = false;
-  head_.clear();
-  llhttp_init(&parser_, HTTP_RESPONSE, &parser_settings());
-  parser_.data = this;
+  parser_.start(*this, head_request, upgrade);
   arm_timer(pool_->config().timeouts.response);
 }
 
@@ -182,15 +155,11 @@ void UpstreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*)
       return;
     }
     // EOF ends a close-delimited body; anything else is a failure.
-    if (nread == UV_EOF && self->head_done_ && !self->response_done_ &&
-        llhttp_message_needs_eof(&self->parser_)) {
-      llhttp_errno_t rc = llhttp_finish(&self->parser_);
-      if ((rc == HPE_OK || rc == HPE_PAUSED) && self->response_done_) {
-        self->finish_response();
-        return;
-      }
+    if (nread == UV_EOF && self->parser_.finish_at_eof()) {
+      self->finish_response();
+      return;
     }
-    if (self->response_done_) return;  // already complete; close follows
+    if (self->parser_.done()) return;  // already complete; close follows
     self->fail(self->response_bytes_ == 0 ? UpstreamError::ClosedEarly : UpstreamError::Truncated);
     return;
   }
@@ -216,7 +185,7 @@ void UpstreamConnection::on_data(const char* data, size_t len) {
 }
 
 void UpstreamConnection::parse(const char* data, size_t len) {
-  if (response_done_) {
+  if (parser_.done()) {
     // Bytes after a complete response: the server is misbehaving (or
     // pipelining junk). Never hand this connection to another request.
     in_.consume(len);
@@ -224,30 +193,26 @@ void UpstreamConnection::parse(const char* data, size_t len) {
     return;
   }
   arm_timer(pool_->config().timeouts.response);
-  llhttp_errno_t err = llhttp_execute(&parser_, data, len);
-  size_t used = len;
-  if (err == HPE_PAUSED_UPGRADE) {
+  ResponseStep step = parser_.execute({data, len});
+  if (step.progress == ResponseProgress::Upgrade) {
     // A 101: what follows the head is already tunnel data.
-    used = static_cast<size_t>(llhttp_get_error_pos(&parser_) - data);
-    in_.consume(used);
+    in_.consume(step.used);
     if (state_ == State::Active) start_tunnel();
     return;
   }
   if (state_ == State::Closing) return;  // a callback failed us
-  if (err == HPE_PAUSED) {
+  if (step.progress == ResponseProgress::Done) {
     // Paused at message end: anything after it is junk (see above).
     in_.consume(len);
     finish_response();
     return;
   }
-  in_.consume(used);
-  if (err != HPE_OK) {
+  in_.consume(len);
+  if (step.progress != ResponseProgress::More) {
     spdlog::warn("upstream {}: {}: {}", pool_->config().name,
-                 pool_->server_config(server_).address.text, llhttp_get_error_reason(&parser_));
-    fail(head_done_ ? UpstreamError::Truncated : UpstreamError::BadResponse);
-    return;
+                 server_->address(), step.error);
+    fail(parser_.head_done() ? UpstreamError::Truncated : UpstreamError::BadResponse);
   }
-  if (!head_done_ && head_.buf.size() > kMaxResponseHead) fail(UpstreamError::BadResponse);
 }
 
 void UpstreamConnection::finish_response() {
@@ -256,7 +221,7 @@ void UpstreamConnection::finish_response() {
   uv_timer_stop(&timer_);
   // An app that answered before reading the whole request (say, a 413)
   // leaves the connection mid-request: it cannot carry another one.
-  bool reusable = request_sent_ && head_.keep_alive && writer_.queued() == 0 && in_.empty() && !reading_paused_ &&
+  bool reusable = request_sent_ && parser_.head().keep_alive && writer_.queued() == 0 && in_.empty() && !reading_paused_ &&
                   state_ == State::Active;
   if (reusable && pool_->put_idle(this)) {
     state_ = State::Idle;
@@ -298,84 +263,16 @@ void UpstreamConnection::on_closed(uv_handle_t* h) {
   if (--self->pending_closes_ == 0) delete self;
 }
 
-// --- response parser callbacks ---------------------------------------------
+// --- ResponseSink ----------------------------------------------------------
 
-namespace {
-UpstreamConnection* self_of(llhttp_t* p) { return static_cast<UpstreamConnection*>(p->data); }
-void append(std::string& buf, Span& span, const char* at, size_t len) {
-  if (span.len == 0) span.off = static_cast<uint32_t>(buf.size());
-  buf.append(at, len);
-  span.len += static_cast<uint32_t>(len);
-}
-}  // namespace
-
-int UpstreamConnection::on_status(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  append(self->head_.buf, self->head_.reason, at, len);
-  return 0;
+bool UpstreamConnection::on_response_head(ResponseHead& head) {
+  user_->on_upstream_head(head);
+  return state_ != State::Closing;
 }
 
-int UpstreamConnection::on_header_field(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  auto& h = self->head_;
-  if (self->in_value_ || h.headers.empty()) {
-    h.headers.emplace_back();
-    self->in_value_ = false;
-  }
-  append(h.buf, h.headers.back().name, at, len);
-  return 0;
-}
-
-int UpstreamConnection::on_header_value(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  self->in_value_ = true;
-  append(self->head_.buf, self->head_.headers.back().value, at, len);
-  return 0;
-}
-
-int UpstreamConnection::on_headers_complete(llhttp_t* p) {
-  auto* self = self_of(p);
-  auto& h = self->head_;
-  h.status = static_cast<uint16_t>(p->status_code);
-  if (h.status >= 100 && h.status < 200 && h.status != 101) {
-    // Interim responses (100, 103) are not forwarded: sluice answers the
-    // client's 100-continue itself. Parse on to the final response.
-    h.clear();
-    self->in_value_ = false;
-    return 0;
-  }
-  h.http_major = p->http_major;
-  h.http_minor = p->http_minor;
-  h.keep_alive = llhttp_should_keep_alive(p) != 0;
-  bool no_body = self->head_request_ || h.status == 204 || h.status == 304 || h.status == 101;
-  if (no_body) h.framing = BodyFraming::None;
-  else if (p->flags & F_CHUNKED) h.framing = BodyFraming::Chunked;
-  else if (p->flags & F_CONTENT_LENGTH) {
-    h.content_length = p->content_length;
-    h.framing = p->content_length == 0 ? BodyFraming::None : BodyFraming::Length;
-  } else {
-    h.framing = BodyFraming::UntilClose;
-    h.keep_alive = false;
-  }
-  self->head_done_ = true;
-  self->user_->on_upstream_head(h);
-  if (self->state_ == State::Closing) return -1;
-  if (h.status == 101) return 2;  // no body; execute returns HPE_PAUSED_UPGRADE
-  return self->head_request_ ? 1 : 0;
-}
-
-int UpstreamConnection::on_body(llhttp_t* p, const char* at, size_t len) {
-  auto* self = self_of(p);
-  self->user_->on_upstream_body(at, len);
-  return self->state_ == State::Closing ? -1 : 0;
-}
-
-int UpstreamConnection::on_message_complete(llhttp_t* p) {
-  auto* self = self_of(p);
-  if (!self->head_done_) return 0;           // an interim response ended
-  if (self->head_.status == 101) return 0;  // the tunnel starts; nothing ends
-  self->response_done_ = true;
-  return HPE_PAUSED;
+bool UpstreamConnection::on_response_body(const char* at, size_t len) {
+  user_->on_upstream_body(at, len);
+  return state_ != State::Closing;
 }
 
 }  // namespace sluice::proxy

@@ -14,11 +14,13 @@
 #include "config/config.h"
 #include "proxy/input_buffer.h"
 #include "proxy/response_head.h"
+#include "proxy/response_parser.h"
 #include "proxy/stream_writer.h"
 
 namespace sluice::proxy {
 
 class UpstreamPool;
+class UpstreamServer;
 
 enum class UpstreamError : uint8_t {
   ConnectFailed,    // refused, unreachable: nothing was sent
@@ -54,21 +56,22 @@ class UpstreamUser {
   ~UpstreamUser() = default;
 };
 
-class UpstreamConnection {
+class UpstreamConnection final : private ResponseSink {
  public:
   enum class State : uint8_t { Connecting, Active, Tunnel, Idle, Closing };
 
   // Starts a non-blocking connect; the user hears on_upstream_ready or
   // on_upstream_error. Returns nullptr (and the user hears nothing) only
   // when the socket could not even be created.
-  static UpstreamConnection* connect(uv_loop_t* loop, UpstreamPool* pool, size_t server,
+  static UpstreamConnection* connect(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server,
                                      UpstreamUser* user);
 
   // Hands an idle pooled connection to a request.
   void attach(UpstreamUser* user);
 
   // Request side. `head_request`: the response has no body whatever it says.
-  void begin_request(bool head_request);
+  // `upgrade`: the request asks to switch protocols, so a 101 may answer it.
+  void begin_request(bool head_request, bool upgrade);
   int send(const uv_buf_t* bufs, unsigned n);
   int send(std::string_view bytes);
   void request_sent();  // every byte of the request has been handed to send()
@@ -83,11 +86,11 @@ class UpstreamConnection {
   // Closes at once without telling the user (the user is going away).
   void abort();
 
-  size_t server() const { return server_; }
+  UpstreamServer* server() const { return server_; }
   State state() const { return state_; }
 
  private:
-  UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, size_t server, UpstreamUser* user);
+  UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server, UpstreamUser* user);
   ~UpstreamConnection() = default;
 
   void close();  // the one close path
@@ -105,14 +108,9 @@ class UpstreamConnection {
   static void on_closed(uv_handle_t* h);
   static void on_written(void* self, int status);
 
-  // llhttp callbacks (response parser).
-  static const llhttp_settings_t& parser_settings();
-  static int on_status(llhttp_t* p, const char* at, size_t len);
-  static int on_header_field(llhttp_t* p, const char* at, size_t len);
-  static int on_header_value(llhttp_t* p, const char* at, size_t len);
-  static int on_headers_complete(llhttp_t* p);
-  static int on_body(llhttp_t* p, const char* at, size_t len);
-  static int on_message_complete(llhttp_t* p);
+  // ResponseSink: hands the response to the user.
+  bool on_response_head(ResponseHead& head) override;
+  bool on_response_body(const char* at, size_t len) override;
 
   uv_tcp_t tcp_{};
   uv_timer_t timer_{};
@@ -120,16 +118,11 @@ class UpstreamConnection {
   int pending_closes_ = 0;
 
   UpstreamPool* pool_;
-  size_t server_;
+  UpstreamServer* server_;
   UpstreamUser* user_;
   State state_ = State::Connecting;
 
-  llhttp_t parser_{};
-  ResponseHead head_;
-  bool in_value_ = false;
-  bool head_request_ = false;
-  bool head_done_ = false;
-  bool response_done_ = false;
+  ResponseParser parser_;
   bool request_sent_ = false;
   bool reading_paused_ = false;
   uint64_t response_bytes_ = 0;

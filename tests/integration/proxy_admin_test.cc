@@ -84,7 +84,7 @@ TEST_CASE("admin: /status is JSON with listeners and servers", "[admin]") {
   CHECK(r.body.find("\"listeners\":[{\"name\":\"web\",\"address\":\"127.0.0.1:" +
                     std::to_string(f.port()) + "\"") != std::string::npos);
   CHECK(r.body.find("\"address\":\"127.0.0.1:" + std::to_string(f.backend().port()) +
-                    "\",\"in_flight\":0,\"limit\":1,\"healthy\":true") != std::string::npos);
+                    "\",\"in_flight\":0,\"limit\":1,\"limit_configured\":1,\"limit_learned\":0,\"healthy\":true,\"health\":\"healthy\"") != std::string::npos);
 }
 
 TEST_CASE("admin: unknown paths get 404, other methods 405", "[admin]") {

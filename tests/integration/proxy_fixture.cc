@@ -1,6 +1,7 @@
 #include "tests/integration/proxy_fixture.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <strings.h>
@@ -411,6 +412,117 @@ void run_parallel(int n, const std::function<void(int)>& fn) {
   threads.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) threads.emplace_back(fn, i);
   for (auto& t : threads) t.join();
+}
+
+// --- LegacyBackend ---------------------------------------------------------------
+
+LegacyBackend::LegacyBackend(std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {SLUICE_LEGACY_BACKEND_BINARY, "--listen", "127.0.0.1:0"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  proc_ = std::make_unique<Process>(argv);
+  std::string line;
+  bool ready = proc_->wait_for_line(R"(listening on 127\.0\.0\.1:\d+)", 10s, &line);
+  INFO(proc_->output());
+  REQUIRE(ready);
+  port_ = port_from(line);
+  REQUIRE(port_ != 0);
+}
+
+LegacyBackendStats LegacyBackend::stats() {
+  HttpResponse r = sluice::test::get(port_, "/stats");
+  INFO("legacy backend /stats: " << r.error);
+  REQUIRE(r.status == 200);
+  LegacyBackendStats s;
+  s.served = json_number(r.body, "served");
+  s.rejected = json_number(r.body, "rejected");
+  s.busy = json_number(r.body, "busy");
+  s.peak_busy = json_number(r.body, "peak_busy");
+  s.queued = json_number(r.body, "queued");
+  s.peak_queue = json_number(r.body, "peak_queue");
+  REQUIRE(s.served >= 0);
+  return s;
+}
+
+void LegacyBackend::reset_stats() {
+  HttpResponse r = sluice::test::get(port_, "/stats/reset");
+  INFO("legacy backend /stats/reset: " << r.error);
+  REQUIRE(r.status == 200);
+}
+
+bool LegacyBackend::wait_idle(std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  for (;;) {
+    LegacyBackendStats s = stats();
+    if (s.busy == 0 && s.queued == 0) return true;
+    if (Clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(5ms);
+  }
+}
+
+
+// --- resources of a process -----------------------------------------------------------
+
+int fd_count(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  ::closedir(d);
+  return n;
+}
+
+std::string fd_listing(pid_t pid) {
+  std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return "(unreadable)";
+  std::string out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    char target[256];
+    ssize_t n = ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+    target[n > 0 ? n : 0] = '\0';
+    out += std::string(e->d_name) + " -> " + target + "\n";
+  }
+  ::closedir(d);
+  return out;
+}
+
+int64_t cpu_time_ms(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  // The command name is in parentheses and may contain spaces: count from ')'.
+  size_t paren = stat.rfind(')');
+  if (paren == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(paren + 2));
+  std::string field;
+  int64_t utime = -1, stime = -1;
+  // After ')': state is field 3 of proc(5); utime and stime are 14 and 15.
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14) utime = std::stoll(field);
+    if (i == 15) stime = std::stoll(field);
+  }
+  if (utime < 0 || stime < 0) return -1;
+  return (utime + stime) * 1000 / ::sysconf(_SC_CLK_TCK);
+}
+
+int wait_fds(pid_t pid, int expected, std::chrono::milliseconds limit) {
+  auto deadline = Clock::now() + limit;
+  int n = fd_count(pid);
+  while (n != expected && Clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+    n = fd_count(pid);
+  }
+  return n;
+}
+
+void reset_close(UniqueFd& fd) {
+  linger l{1, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  fd.reset();
 }
 
 }  // namespace sluice::itest

@@ -199,4 +199,55 @@ std::string chunked(std::string_view body, size_t chunk = 64 * 1024);
 // Runs `n` copies of `fn(i)` on threads at once and joins them.
 void run_parallel(int n, const std::function<void(int)>& fn);
 
+// --- thread-per-request app ------------------------------------------------------
+
+// What sluice-legacy-backend's /stats reports (see tests/support/legacy_backend.h).
+struct LegacyBackendStats {
+  int64_t served = -1;      // requests its worker threads answered
+  int64_t rejected = -1;    // its own 503s (request queue full)
+  int64_t busy = -1;        // worker threads holding a connection now
+  int64_t peak_busy = -1;   // highest `busy` since start or reset
+  int64_t queued = -1;      // connections waiting for a thread now
+  int64_t peak_queue = -1;  // highest `queued` since start or reset
+};
+
+// One `sluice-legacy-backend --listen 127.0.0.1:0` process: a fixed pool of
+// threads (`--threads T`), a bounded queue (`--queue Q`), a service time
+// (`--service-ms S`, `--jitter-ms J`), its own 503 when the queue is full.
+class LegacyBackend {
+ public:
+  explicit LegacyBackend(std::vector<std::string> extra_args = {});
+  uint16_t port() const { return port_; }
+  Process& process() { return *proc_; }
+
+  // GET /stats straight to the app; answered by its poller thread, so it
+  // works while every worker is busy and is not counted. Fails the test on
+  // error.
+  LegacyBackendStats stats();
+  // Zeroes served and rejected; the peaks restart from the current values.
+  void reset_stats();
+  // A worker updates its counters just after its last write, so a client
+  // holding a response may see them a moment early. Waits (up to `limit`)
+  // for no thread busy and nothing queued; false on timeout.
+  bool wait_idle(std::chrono::milliseconds limit = std::chrono::seconds(2));
+
+ private:
+  std::unique_ptr<Process> proc_;
+  uint16_t port_ = 0;
+};
+
+// --- resources of a process (fault, limit and soak tests) -----------------------
+
+// Open file descriptors of `pid` (entries of /proc/<pid>/fd); -1 if unreadable.
+int fd_count(pid_t pid);
+// What those descriptors are ("socket:[123]", "/dev/null", ...), one a line,
+// for failure messages.
+std::string fd_listing(pid_t pid);
+// CPU time (user + system) `pid` has used so far, in milliseconds; -1 if unreadable.
+int64_t cpu_time_ms(pid_t pid);
+// Waits up to `limit` for fd_count(pid) to equal `expected`; returns the last count.
+int wait_fds(pid_t pid, int expected, std::chrono::milliseconds limit);
+// Closes `fd` with a TCP reset (SO_LINGER 0) instead of a FIN.
+void reset_close(UniqueFd& fd);
+
 }  // namespace sluice::itest

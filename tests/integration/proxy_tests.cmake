@@ -13,16 +13,23 @@ add_executable(proxy_integration_tests
   proxy_semantics_test.cc
   proxy_errors_test.cc
   proxy_retries_queue_test.cc
-  proxy_shutdown_test.cc)
+  proxy_shutdown_test.cc
+  proxy_buffering_test.cc
+  proxy_smuggling_test.cc
+  proxy_faults_test.cc
+  proxy_limits_test.cc
+  proxy_shield_test.cc)
 target_link_libraries(proxy_integration_tests PRIVATE sluice_test_support Catch2::Catch2 catch_main)
 target_compile_definitions(proxy_integration_tests PRIVATE
   SLUICE_BINARY="$<TARGET_FILE:sluice>"
   SLUICE_BACKEND_BINARY="$<TARGET_FILE:sluice-backend>"
+  SLUICE_LEGACY_BACKEND_BINARY="$<TARGET_FILE:sluice-legacy-backend>"
   SLUICE_SOURCE_DIR="${SLUICE_REPO_ROOT}"
   SLUICE_BINARY_DIR="${CMAKE_CURRENT_BINARY_DIR}")
 add_dependencies(proxy_integration_tests sluice sluice-backend)
+add_dependencies(proxy_integration_tests sluice-legacy-backend)
 
-foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin admin_page)
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin admin_page smuggling buffering faults limits shield)
   add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
   set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
 endforeach()

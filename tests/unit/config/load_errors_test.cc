@@ -318,7 +318,8 @@ TEST_CASE("every error in a file is reported, in file order") {
             "m or h, e.g. \"10s\"",
             "sluice.yaml:8:15: routes[0].upstream: unknown upstream \"nope\"; defined upstreams: app",
             "sluice.yaml:9:5: routes[0].colour: unknown key \"colour\"; expected one of name, match, "
-            "upstream, respond, rewrite, request_headers, response_headers",
+            "upstream, respond, rewrite, request_headers, response_headers, priority, "
+            "buffer_request, buffer_response",
             "sluice.yaml:12:52: upstreams.app.servers[0].weight: expected an integer, got \"heavy\"",
             "sluice.yaml:13:34: logging.access_log.format: unknown value \"jsn\"; did you mean \"json\"?",
         });

@@ -148,6 +148,7 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
       {"listeners[0].name", "web"},
       {"listeners[0].listen", "127.0.0.1:8080"},
       {"listeners[0].max_connections", "10000"},
+      {"listeners[0].max_connections_per_ip", "0"},
       {"listeners[0].timeouts.header", "10s"},
       {"listeners[0].timeouts.body", "1m"},
       {"listeners[0].timeouts.idle", "75s"},
@@ -157,6 +158,10 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
       {"logging.level", "info"},
       {"logging.access_log.path", "stdout"},
       {"logging.access_log.format", "combined"},
+      {"buffering.request_memory", "64KiB"},
+      {"buffering.response_memory", "256KiB"},
+      {"buffering.temp_dir", "/var/tmp"},
+      {"buffering.max_response_file", "1GiB"},
   };
   CHECK(flatten(*config) == expected);
 }

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "config/units.h"
@@ -10,6 +11,8 @@
 
 namespace sluice::proxy {
 namespace {
+
+using namespace std::chrono_literals;
 
 config::Upstream upstream(std::vector<uint32_t> caps, uint32_t queue_len = 10) {
   config::Upstream u;
@@ -21,6 +24,8 @@ config::Upstream upstream(std::vector<uint32_t> caps, uint32_t queue_len = 10) {
     u.servers.push_back(s);
   }
   u.queue.max_length = queue_len;
+  u.queue.mode = config::QueueMode::Fifo;
+  u.slow_start = 0s;
   return u;
 }
 
@@ -28,69 +33,233 @@ struct Waiter final : QueueWaiter {
   UpstreamPool* pool = nullptr;
   std::vector<std::string>* log = nullptr;
   std::string name;
-  std::optional<size_t> got;
+  UpstreamServer* got = nullptr;
+  std::optional<ShedReason> shed;
   void on_slot_available() override {
     got = pool->acquire(0);
     log->push_back(name + (got ? "+" : "-"));
+  }
+  void on_shed(ShedReason r) override {
+    shed = r;
+    log->push_back(name + "!");
   }
 };
 
 TEST_CASE_METHOD(test::LoopFixture, "upstream pool: in-flight is exact at the cap",
                  "[upstream_pool]") {
   UpstreamPool pool(loop(), upstream({2, 1}));
-  int taken = 0;
-  while (pool.acquire(0)) ++taken;
-  CHECK(taken == 3);
+  std::vector<UpstreamServer*> taken;
+  while (UpstreamServer* s = pool.acquire(0)) taken.push_back(s);
+  CHECK(taken.size() == 3);
   CHECK(pool.in_flight(0) == 2);
   CHECK(pool.in_flight(1) == 1);
-  pool.release(1);
-  CHECK(pool.acquire(0) == std::optional<size_t>(1));
+  UpstreamServer* second = &const_cast<UpstreamServer&>(pool.server(1));
+  pool.release(second, Outcome::Neutral);
+  CHECK(pool.acquire(0) == second);
+  CHECK(pool.acquire(0) == nullptr);
 }
 
 TEST_CASE_METHOD(test::LoopFixture, "upstream pool: a freed slot goes to the oldest waiter",
                  "[upstream_pool]") {
   UpstreamPool pool(loop(), upstream({1}));
-  REQUIRE(pool.acquire(0));
+  UpstreamServer* s = pool.acquire(0);
+  REQUIRE(s != nullptr);
   std::vector<std::string> log;
   Waiter a, b, c;
-  for (auto* w : {&a, &b, &c}) {
-    w->pool = &pool;
-    w->log = &log;
-    pool.enqueue(w);
-  }
   a.name = "a";
   b.name = "b";
   c.name = "c";
+  for (auto* w : {&a, &b, &c}) {
+    w->pool = &pool;
+    w->log = &log;
+    CHECK_FALSE(pool.admit(w, config::Priority::Normal, 0).has_value());
+  }
   CHECK(pool.queue_length() == 3);
 
-  pool.dequeue(&b);  // b's client went away
+  pool.leave(&b);  // b's client went away
   CHECK_FALSE(b.queued());
   CHECK(pool.queue_length() == 2);
 
-  pool.release(0);
+  pool.release(s, Outcome::Success, 1'000'000, 1);
   CHECK(log == std::vector<std::string>{"a+"});
   CHECK(pool.in_flight(0) == 1);
-  pool.release(0);
+  pool.release(a.got, Outcome::Success, 1'000'000, 1);
   CHECK(log == std::vector<std::string>{"a+", "c+"});
   CHECK(pool.queue_length() == 0);
-  pool.release(0);
+  pool.release(c.got, Outcome::Success, 1'000'000, 1);
   CHECK(pool.in_flight(0) == 0);
 }
 
-TEST_CASE_METHOD(test::LoopFixture, "upstream pool: the queue is full at max_length",
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: a full queue sheds, a higher class evicts",
                  "[upstream_pool]") {
   UpstreamPool pool(loop(), upstream({1}, 2));
+  REQUIRE(pool.acquire(0) != nullptr);
   std::vector<std::string> log;
-  Waiter a, b;
-  a.pool = b.pool = &pool;
-  a.log = b.log = &log;
-  CHECK_FALSE(pool.queue_full());
-  pool.enqueue(&a);
-  pool.enqueue(&b);
-  CHECK(pool.queue_full());
-  pool.dequeue(&a);
-  pool.dequeue(&b);
-  CHECK_FALSE(pool.queue_full());
+  Waiter low, normal, normal2, high;
+  for (auto* w : {&low, &normal, &normal2, &high}) {
+    w->pool = &pool;
+    w->log = &log;
+  }
+  low.name = "low";
+  high.name = "high";
+  CHECK_FALSE(pool.admit(&low, config::Priority::Low, 0).has_value());
+  CHECK_FALSE(pool.admit(&normal, config::Priority::Normal, 0).has_value());
+  // Full: a normal request makes room by evicting the low one.
+  CHECK_FALSE(pool.admit(&normal2, config::Priority::Normal, 0).has_value());
+  CHECK(low.shed == std::optional<ShedReason>(ShedReason::Priority));
+  CHECK_FALSE(low.queued());
+  CHECK(pool.queue_length() == 2);
+  // A high request evicts the oldest normal one.
+  CHECK_FALSE(pool.admit(&high, config::Priority::High, 0).has_value());
+  CHECK(normal.shed == std::optional<ShedReason>(ShedReason::Priority));
+  CHECK_FALSE(normal2.shed.has_value());
+  // A normal request finds nobody below it: queue_full.
+  Waiter late;
+  late.pool = &pool;
+  late.log = &log;
+  CHECK(pool.admit(&late, config::Priority::Normal, 0) ==
+        std::optional<ShedReason>(ShedReason::QueueFull));
+  pool.leave(&normal2);
+  pool.leave(&high);
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: a predicted wait over budget is shed at once",
+                 "[upstream_pool]") {
+  UpstreamPool pool(loop(), upstream({2}, 100));
+  UpstreamServer* s = pool.acquire(0);
+  UpstreamServer* s2 = pool.acquire(0);
+  REQUIRE(s2 != nullptr);
+  // One completion teaches a service time of 100 ms.
+  pool.release(s, Outcome::Success, 100'000'000, 1);
+  REQUIRE(pool.acquire(0) != nullptr);
+  REQUIRE(pool.service_time_ns() == 100'000'000);
+  std::vector<std::string> log;
+  std::vector<Waiter> ws(6);
+  for (auto& w : ws) {
+    w.pool = &pool;
+    w.log = &log;
+  }
+  // Budget 120 ms with 2 slots at 100 ms each: the first two fit (50 and
+  // 100 ms predicted), the third would wait 150 ms.
+  CHECK_FALSE(pool.admit(&ws[0], config::Priority::Normal, 120'000'000).has_value());
+  CHECK_FALSE(pool.admit(&ws[1], config::Priority::Normal, 120'000'000).has_value());
+  CHECK(pool.admit(&ws[2], config::Priority::Normal, 120'000'000) ==
+        std::optional<ShedReason>(ShedReason::Deadline));
+  // Without a budget of its own, the queue timeout (5 s) is the budget.
+  CHECK_FALSE(pool.admit(&ws[3], config::Priority::Normal, 0).has_value());
+  // A high-priority request is predicted ahead of all normal ones.
+  CHECK_FALSE(pool.admit(&ws[4], config::Priority::High, 60'000'000).has_value());
+  for (auto& w : ws) pool.leave(&w);
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: busy lowers the limit, successes restore it",
+                 "[upstream_pool]") {
+  UpstreamPool pool(loop(), upstream({4}));
+  std::vector<UpstreamServer*> held;
+  for (int i = 0; i < 4; ++i) held.push_back(pool.acquire(0));
+  REQUIRE(held.back() != nullptr);
+  // The app turned away its 4th concurrent request: it holds 3.
+  pool.release(held.back(), Outcome::Overload);
+  held.pop_back();
+  CHECK(pool.server(0).limit() == 3);
+  CHECK(pool.server(0).health() == ServerHealth::Healthy);
+  CHECK(pool.acquire(0) == nullptr);  // 3 in flight, limit 3
+  // Three successes at limit 3 raise it by one: back to the configured 4.
+  for (UpstreamServer* s : held) pool.release(s, Outcome::Success, 1'000'000, 3);
+  CHECK(pool.server(0).limit() == 4);
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: failures eject with a growing back-off",
+                 "[upstream_pool]") {
+  auto cfg = upstream({0, 0});
+  cfg.passive_health.failures = 2;
+  cfg.passive_health.ejection = 10s;
+  UpstreamPool pool(loop(), cfg);
+  auto* first = &const_cast<UpstreamServer&>(pool.server(0));
+  for (int i = 0; i < 2; ++i) {
+    // Round robin alternates; fail only the first server's requests.
+    UpstreamServer* s = pool.acquire(0);
+    if (s != first) {
+      pool.release(s, Outcome::Success, 1000, 1);
+      s = pool.acquire(0);
+    }
+    REQUIRE(s == first);
+    pool.release(s, Outcome::Failure);
+  }
+  CHECK(first->health() == ServerHealth::Ejected);
+  CHECK(first->ejections() == 1);
+  CHECK_FALSE(pool.all_down());
+  // While ejected, every pick goes to the other server.
+  for (int i = 0; i < 4; ++i) {
+    UpstreamServer* s = pool.acquire(0);
+    CHECK(s == &pool.server(1));
+    pool.release(s, Outcome::Success, 1000, 1);
+  }
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: the last healthy server is never ejected",
+                 "[upstream_pool]") {
+  auto cfg = upstream({0});
+  cfg.passive_health.failures = 1;
+  UpstreamPool pool(loop(), cfg);
+  for (int i = 0; i < 3; ++i) pool.release(pool.acquire(0), Outcome::Failure);
+  CHECK(pool.server(0).health() == ServerHealth::Healthy);
+  CHECK_FALSE(pool.all_down());
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: reload keeps state of servers that stay",
+                 "[upstream_pool]") {
+  UpstreamPool pool(loop(), upstream({2, 2}));
+  UpstreamServer* a = pool.acquire(0);
+  UpstreamServer* b = pool.acquire(0);
+  REQUIRE(a != b);
+  const std::string a_addr = a->address();
+  // New list: a third server first, server 0 kept (moved to the end),
+  // server 1 dropped.
+  auto next = upstream({2, 2});
+  next.servers[1] = next.servers[0];
+  next.servers[0].address = config::parse_address("127.0.0.1:5009").value();
+  next.servers[1].max_concurrent = 5;
+  pool.reconfigure(next);
+  REQUIRE(pool.size() == 2);
+  CHECK(pool.server(1).address() == a_addr);
+  CHECK(&pool.server(1) == a);  // the same object: counts and health kept
+  CHECK(pool.in_flight(1) == 1);
+  CHECK(pool.server(1).limit() == 5);
+  CHECK(pool.in_flight(0) == 0);
+  CHECK_FALSE(pool.quiet());
+  // The dropped server's request finishes later; its slot is given back to
+  // the retired server, not to anyone in the new list.
+  pool.release(b, Outcome::Success, 1000, 1);
+  pool.release(a, Outcome::Success, 1000, 1);
+  CHECK(pool.quiet());
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "upstream pool: Retry-After follows the drain rate",
+                 "[upstream_pool]") {
+  UpstreamPool pool(loop(), upstream({1}, 1000));
+  // No completions observed yet: the queue timeout.
+  CHECK(pool.retry_after() == 5);
+  // About 40 completions in 0.26 s: ~150 per second.
+  for (int i = 0; i < 40; ++i) pool.release(pool.acquire(0), Outcome::Success, 1000, 1);
+  std::this_thread::sleep_for(260ms);
+  pool.release(pool.acquire(0), Outcome::Success, 1000, 1);
+  const double rate = pool.drain_per_second();
+  CHECK(rate > 100);
+  CHECK(rate < 170);
+  CHECK(pool.retry_after() == 1);  // an empty queue drains at once
+  REQUIRE(pool.acquire(0) != nullptr);
+  std::vector<std::string> log;
+  std::vector<Waiter> ws(600);
+  for (auto& w : ws) {
+    w.pool = &pool;
+    w.log = &log;
+    REQUIRE_FALSE(pool.admit(&w, config::Priority::Normal, 0).has_value());
+  }
+  // 601 ahead at ~150 per second: about 4 s.
+  CHECK(pool.retry_after() >= 3);
+  CHECK(pool.retry_after() <= 6);
+  for (auto& w : ws) pool.leave(&w);
 }
 
 }  // namespace
