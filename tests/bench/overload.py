@@ -494,8 +494,8 @@ def report(results, args, loads, names, started, load_avg, elapsed, notes):
         "",
         "Machine: %d CPUs, %s, Linux %s, Python %s. Load average when the run started: %s (well above 0: "
         "other work competed for the CPUs). Generator, sluice and app share them; how late the generator "
-        "started its requests, p99 of a run, median over runs: %.1f ms." % (os.cpu_count(), cpu, platform.release(), platform.python_version(),
-                                          load_avg, lag if lag is not None else float("nan")),
+        "started its requests, p99 of a run, median over runs: %s." % (os.cpu_count(), cpu, platform.release(), platform.python_version(),
+                                          load_avg, "n/a" if lag is None else "%.1f ms" % lag),
         "",
         "sluice commit %s%s. Command: `%s`" % (commit, " + local changes" if dirty else "", args.command),
         "",
@@ -567,7 +567,7 @@ def parse_args():
     args.sluice_bin = args.sluice_bin or os.path.join(args.build_dir, "cmd", "sluice")
     args.backend_bin = args.backend_bin or os.path.join(args.build_dir, "tests", "support", "sluice-legacy-backend")
     env_set = " ".join("%s='%s'" % (k, os.environ[k]) for k in ("ROUNDS", "DURATION", "WARMUP", "LOADS", "CONFIGS",
-                                                               "PATIENCE", "SEED", "MAX_LAG_MS") if k in os.environ)
+                                                               "PATIENCE", "SEED", "MAX_LAG_MS", "RETRIES") if k in os.environ)
     args.command = ((env_set + " ") if env_set else "") + "python3 tests/bench/overload.py" + \
         ("".join(" " + a for a in sys.argv[1:]))
     return args
