@@ -58,6 +58,7 @@ class RequestParser {
 
  private:
   bool has_obs_fold(std::string_view bytes);
+  int on_trailer_bytes(size_t len, bool value);
 
   static const llhttp_settings_t& settings();
   static int on_method(llhttp_t* p, const char* at, size_t len);
@@ -75,8 +76,11 @@ class RequestParser {
   config::ListenerLimits limits_;
   uint64_t head_bytes_ = 0;   // bytes consumed before the head was complete
   uint64_t body_bytes_ = 0;   // decoded body bytes so far
+  uint64_t trailer_bytes_ = 0;  // chunked trailer fields: checked, counted, dropped
   int reject_ = 0;            // set by a callback to fail the request
   bool in_value_ = false;     // the last head piece was a header value
+  bool trailer_name_ = false; // the current trailer field has a name so far
+  bool trailer_value_ = true; // the last trailer piece was a value (or none yet)
   bool after_lf_ = false;     // the last head byte was LF (obs-fold check)
   bool head_done_ = false;
   bool message_done_ = false;

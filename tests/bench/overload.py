@@ -74,7 +74,7 @@ CAPACITY = THREADS * 1000.0 / (SERVICE_MS + JITTER_MS / 2)  # req/s: 160
 # X-Request-Timeout; CONFIGS may name others of that form.
 CONFIGS = [base + suffix for suffix in ("", "+deadline") for base in (
     "fifo", "adaptive-100ms-20ms", "adaptive-500ms-100ms", "adaptive-1s-200ms", "adaptive-2s-500ms")]
-DEFAULT_CONFIG = "adaptive-500ms-100ms"  # sluice's own defaults (config/config.h)
+DEFAULT_CONFIG = "adaptive-1s-200ms"  # sluice's own defaults (config/config.h)
 DURATION_RE = r"\d+(?:ms|s)"
 
 

@@ -207,6 +207,7 @@ void run(const uint8_t* data, size_t size) {
 
     ParseStep step = feed(parser, in, piece, /*until_head=*/true);
     if (step.reject != 0) {
+      context() = "head rejected with " + std::to_string(step.reject);
       FUZZ_CHECK(parser_status(step.reject));
       return;  // sluice answers and closes
     }
@@ -232,16 +233,21 @@ void run(const uint8_t* data, size_t size) {
       continue;
     }
     FUZZ_CHECK(r.route != nullptr && r.route->upstream.has_value());
+    const size_t headers_at_route = head.headers.size();
     if (head.has_body) {
       parser.resume();
       step = feed(parser, in, piece, /*until_head=*/false);
       if (step.reject != 0) {
-        FUZZ_CHECK(step.reject == 413 || step.reject == 400);
+        context() = "body rejected with " + std::to_string(step.reject) + ": " +
+                    (step.error != nullptr ? step.error : "(sluice's own check)");
+        // Too long, malformed, or trailers over max_header_bytes.
+        FUZZ_CHECK(step.reject == 413 || step.reject == 400 || step.reject == 431);
         return;
       }
       if (!parser.message_done()) return;  // the body is still coming
     }
     FUZZ_CHECK(sink.ended);
+    FUZZ_CHECK(head.headers.size() == headers_at_route);  // trailers stay out of the head
     check_forwarded(head, r, sink);
     if (!head.keep_alive || head.upgrade) return;
     scratch = std::move(r.upstream_head);

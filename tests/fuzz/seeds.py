@@ -75,6 +75,8 @@ REQUESTS = [
     # Findings of the fuzzer, kept as seeds so the smoke test guards them.
     ("regress_empty_name", 0, 1, b"GET /x?A\n:\r\nA:\r\n\nA:\r\n"),
     ("regress_empty_name_11", 0, 0, b"GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n"),
+    ("regress_trailers", 1, 0, b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n"
+                               b"User-Agent: evil\r\nX-Big: " + b"v" * 250 + b"\r\n\r\n"),
 ]
 
 RESPONSES = [
