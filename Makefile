@@ -3,7 +3,7 @@
 #   make test   build and run every test (unit + integration) under ctest
 #   make asan   the whole suite under ASan+UBSan        make tsan   threaded tests under TSan
 #   make clang  build and test with clang 14            make bench  tests/bench/run.sh
-#   make fuzz FUZZ_TARGET=request|response|config|all FUZZ_MINUTES=5   libFuzzer (build-fuzz/)
+#   make fuzz FUZZ_TARGET=request|response|config|all FUZZ_MINUTES=5 [FUZZ_ARGS=-runs=N]   libFuzzer
 
 JOBS ?= 2
 CMAKE_FLAGS ?=
@@ -51,11 +51,12 @@ clang: test-deps
 # scratch corpus, crashes land in build-fuzz/fuzz-artifacts/<target>/.
 FUZZ_TARGET ?= all
 FUZZ_MINUTES ?= 5
+FUZZ_ARGS ?=
 fuzz: deps
 	@sh packaging/install-deps.sh --with "clang-14 libclang-rt-14-dev"
 	@CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j$(JOBS) --target request_fuzz response_fuzz config_fuzz
-	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_TARGET) $(FUZZ_MINUTES)
+	@sh tests/fuzz/run.sh build-fuzz $(FUZZ_TARGET) $(FUZZ_MINUTES) $(FUZZ_ARGS)
 
 bench: build
 	@bash tests/bench/run.sh

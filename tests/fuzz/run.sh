@@ -5,9 +5,11 @@
 # The seed corpus is copied to a scratch directory first, so what the run
 # adds never lands in the repository; a crashing input is written to
 # BUILD_DIR/fuzz-artifacts/TARGET/ and the run stops with its status.
+# Extra flags go to libFuzzer, e.g. -runs=10000000, or -jobs=2 -workers=2
+# (whose per-job logs, fuzz-N.log, land in the artifacts directory too).
 set -eu
 
-build=${1:?build dir}
+build=$(cd "${1:?build dir}" && pwd)
 which=${2:-all}
 minutes=${3:-5}
 shift 3 2>/dev/null || shift $#
@@ -27,6 +29,6 @@ for t in $targets; do
   artifacts="$build/fuzz-artifacts/$t"
   mkdir -p "$artifacts"
   echo "fuzz: $t for $minutes min; corpus $corpus, crashes in $artifacts/" >&2
-  "$bin" -max_total_time=$((minutes * 60)) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-    -artifact_prefix="$artifacts/" "$@" "$corpus"
+  (cd "$artifacts" && "$bin" -max_total_time=$((minutes * 60)) -print_final_stats=1 -timeout=10 \
+    -rss_limit_mb=2048 -artifact_prefix="$artifacts/" "$@" "$corpus")
 done
