@@ -236,6 +236,9 @@ struct Buffering {
 struct Config {
   std::string source;  // the file it was loaded from
   uint32_t workers = 0;  // resolved: never 0 after load (default: CPU count)
+  // Microseconds the loop polls instead of sleeping while a reply is due
+  // (core/busy_poll.h). 0 = off.
+  uint32_t busy_poll_us = 0;
   // SIGTERM waits this long for requests in flight before closing them.
   Duration drain_timeout = 30s;
   std::vector<Listener> listeners;

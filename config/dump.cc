@@ -155,6 +155,7 @@ std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
   std::vector<std::pair<std::string, std::string>> pairs;
   Lines out(pairs);
   out.add("workers", config.workers);
+  out.add("busy_poll_us", config.busy_poll_us);
   out.add("drain_timeout", config.drain_timeout);
   for (size_t i = 0; i < config.listeners.size(); ++i)
     flatten_listener(out.under("listeners[" + std::to_string(i) + "]"), config.listeners[i]);

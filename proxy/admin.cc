@@ -240,6 +240,15 @@ std::string AdminServer::render_metrics() const {
        "Access-log lines dropped because the writer could not keep up.");
   line(out, "sluice_access_log_dropped_total", {},
        static_cast<double>(server_.access_log().dropped()));
+  const WorkerPoolStats& w = server_.worker_stats();
+  help(out, "sluice_worker_jobs_total", "counter", "Request heads routed by the worker pool.");
+  line(out, "sluice_worker_jobs_total", {}, static_cast<double>(w.delivered));
+  help(out, "sluice_worker_jobs_on_loop_total", "counter",
+       "Of those, run by the idle loop because no worker had taken them (busy_poll_us > 0).");
+  line(out, "sluice_worker_jobs_on_loop_total", {}, static_cast<double>(w.assisted));
+  help(out, "sluice_busy_poll_spins_total", "counter",
+       "Times the loop started polling instead of sleeping (busy_poll_us > 0).");
+  line(out, "sluice_busy_poll_spins_total", {}, static_cast<double>(server_.busy_poll().spins()));
 
   help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
   for (const auto& [name, pool] : server_.pools()) {

@@ -30,6 +30,11 @@ constexpr size_t kSpillPending = 256 * 1024;
 // Response bytes of one upstream read smaller than this are copied and sent
 // together; larger pieces go out directly (with what was held, in one writev).
 constexpr size_t kCorkLimit = 16 * 1024;
+// A request the busy app turned away waits again this many times. Twice,
+// not once: the lowered limit climbs back by probing one more request at a
+// time, and a probe that meets a still-full app must not cost a request
+// that was already turned away once its answer.
+constexpr uint8_t kMaxRequeues = 2;
 
 // Writes "<hex len>\r\n", the line that opens a chunk; returns its length.
 size_t chunk_size_line(char (&out)[24], size_t len) {
@@ -75,7 +80,7 @@ void Exchange::reset() {
   slot_ns = 0;
   in_flight_at_start = 0;
   budget_ns = 0;
-  requeued = false;
+  requeues = 0;
   tried = 0;
   body_bytes = 0;
   attempts_left = 0;
@@ -636,7 +641,8 @@ void ClientConnection::on_upstream_ready() {
 }
 
 void ClientConnection::on_upstream_head(ResponseHead& h) {
-  if (h.status == 503 && others_in_flight(x_->server) > 0 && !x_->requeued && replayable()) {
+  if (h.status == 503 && others_in_flight(x_->server) > 0 && x_->requeues < kMaxRequeues &&
+      replayable()) {
     // The app's own "busy": its body is not worth reading. Nothing has
     // been held for the client yet, so the batch ends here.
     corked_ = false;
@@ -798,10 +804,10 @@ bool ClientConnection::replayable() const {
 // Busy is not dead: an app that turned the request away (503, or refused
 // the connection) while it had others of ours has no free thread. The
 // slot was released as Overload (lowering the server's limit); the request
-// waits for a slot again, once, instead of failing.
+// waits for a slot again instead of failing, up to kMaxRequeues times.
 bool ClientConnection::requeue_if_busy(Outcome outcome) {
-  if (outcome != Outcome::Overload || x_->requeued || !replayable()) return false;
-  x_->requeued = true;
+  if (outcome != Outcome::Overload || x_->requeues >= kMaxRequeues || !replayable()) return false;
+  ++x_->requeues;
   x_->body_flowing = false;
   x_->response_started = x_->response_done = false;
   x_->status = 0;

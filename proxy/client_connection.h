@@ -55,7 +55,7 @@ struct Exchange {
   uint32_t attempts_left = 0;
   // Progress of the two directions; the connection's state says what runs.
   bool slot_held = false;       // one of pool's in-flight slots is ours
-  bool requeued = false;        // sent back to the queue once by a busy app
+  uint8_t requeues = 0;         // times sent back to the queue by a busy app
   bool head_seen = false;       // headers complete
   bool request_done = false;    // message complete
   bool body_flowing = false;    // the parser may consume body bytes now

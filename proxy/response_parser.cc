@@ -125,6 +125,12 @@ int ResponseParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
 int ResponseParser::on_headers_complete(llhttp_t* p) {
   auto* self = self_of(p);
   auto& h = self->head_;
+  // execute() checks the size between reads; a head that arrives whole in
+  // one large read is checked here.
+  if (h.buf.size() > kMaxHead) {
+    self->error_ = "response head too large";
+    return -1;
+  }
   h.status = static_cast<uint16_t>(p->status_code);
   if (h.status < 100 || h.status > 599) {
     // llhttp 8 reads "20" or "999" as a status (found by

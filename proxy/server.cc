@@ -13,9 +13,14 @@ constexpr size_t kRouteQueueCapacity = 16384;
 }  // namespace
 
 Server::Server(uv_loop_t* loop, config::ConfigPtr cfg)
-    : loop_(loop), cfg_(std::move(cfg)), timers_(loop, &ClientConnection::on_timeout) {
+    : loop_(loop),
+      cfg_(std::move(cfg)),
+      busy_poll_(loop, uint64_t{cfg_->busy_poll_us} * 1000),
+      timers_(loop, &ClientConnection::on_timeout) {
   for (const auto& up : cfg_->upstreams) {
-    pools_.emplace(up.name, std::make_unique<UpstreamPool>(loop_, up));
+    auto pool = std::make_unique<UpstreamPool>(loop_, up);
+    pool->set_busy_poll(&busy_poll_);
+    pools_.emplace(up.name, std::move(pool));
   }
 }
 
@@ -33,7 +38,8 @@ Result<bool> Server::start() {
   access_log_ = std::move(log).value();
 
   auto workers = WorkerPool<RouteJob, RouteResult>::create(
-      loop_, {.threads = cfg_->workers, .queue_capacity = kRouteQueueCapacity},
+      loop_,
+      {.threads = cfg_->workers, .queue_capacity = kRouteQueueCapacity, .busy_poll = &busy_poll_},
       [](RouteJob& job) { return route_request(std::move(job)); },
       [this](RouteResult&& r) { on_routed(std::move(r)); });
   if (!workers) return unexpected(workers.error());
@@ -139,7 +145,9 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
       pools.emplace(up.name, std::move(it->second));
       pools_.erase(it);
     } else {
-      pools.emplace(up.name, std::make_unique<UpstreamPool>(loop_, up));
+      auto pool = std::make_unique<UpstreamPool>(loop_, up);
+      pool->set_busy_poll(&busy_poll_);
+      pools.emplace(up.name, std::move(pool));
     }
   }
   for (auto& [name, pool] : pools_) retired_pools_.push_back(std::move(pool));
@@ -151,6 +159,7 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
     spdlog::warn("workers: {} -> {} takes effect at the next restart", cfg_->workers,
                  next->workers);
   }
+  busy_poll_.set_budget(uint64_t{next->busy_poll_us} * 1000);
   cfg_ = std::move(next);
   return true;
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/busy_poll.h"
 #include "core/deadline_timers.h"
 #include "core/result.h"
 #include "core/uv_handle.h"
@@ -60,6 +61,8 @@ class Server {
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   AccessLog& access_log() { return *access_log_; }
   Metrics& metrics() { return metrics_; }
+  const WorkerPoolStats& worker_stats() const { return workers_ ? workers_->stats() : kNoWorkerStats; }
+  const BusyPoll& busy_poll() const { return busy_poll_; }
   const std::unordered_map<std::string, std::unique_ptr<UpstreamPool>>& pools() const {
     return pools_;
   }
@@ -74,6 +77,7 @@ class Server {
   const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
 
  private:
+  static constexpr WorkerPoolStats kNoWorkerStats{};
   struct Slot {
     ClientConnection* conn = nullptr;
     Listener* listener = nullptr;
@@ -90,6 +94,7 @@ class Server {
 
   uv_loop_t* loop_;
   config::ConfigPtr cfg_;
+  BusyPoll busy_poll_;
   DeadlineTimers timers_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   // Closed by a reload but still counted by their connections' slots.

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "core/busy_poll.h"
 #include "proxy/upstream_pool.h"
 
 namespace sluice::proxy {
@@ -83,7 +84,10 @@ int UpstreamConnection::send(std::string_view bytes) {
   return writer_.write(reinterpret_cast<uv_stream_t*>(&tcp_), bytes);
 }
 
-void UpstreamConnection::request_sent() { request_sent_ = true; }
+void UpstreamConnection::request_sent() {
+  request_sent_ = true;
+  if (BusyPoll* bp = pool_->busy_poll()) bp->kick();  // the response is due
+}
 
 void UpstreamConnection::pause_reading() {
   if (reading_paused_ || state_ == State::Closing) return;

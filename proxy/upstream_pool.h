@@ -22,6 +22,10 @@
 #include "proxy/request_queue.h"
 #include "proxy/upstream_server.h"
 
+namespace sluice {
+class BusyPoll;
+}
+
 namespace sluice::proxy {
 
 class RetryBudget;
@@ -44,6 +48,9 @@ class UpstreamPool final : private HealthListener {
 
   const config::Upstream& config() const { return cfg_; }
   uv_loop_t* loop() const { return loop_; }
+  // Kicked when a request has been written to one of this pool's servers.
+  void set_busy_poll(BusyPoll* busy_poll) { busy_poll_ = busy_poll; }
+  BusyPoll* busy_poll() const { return busy_poll_; }
 
   // Reload: new settings and server list. Servers whose address stays keep
   // their state; new ones start with slow start; dropped ones leave the
@@ -107,6 +114,7 @@ class UpstreamPool final : private HealthListener {
   static void on_timer(uv_timer_t* t);
 
   uv_loop_t* loop_;
+  BusyPoll* busy_poll_ = nullptr;
   config::Upstream cfg_;
   std::vector<std::unique_ptr<UpstreamServer>> servers_;  // config order
   std::vector<std::unique_ptr<UpstreamServer>> retired_;  // dropped, still busy

@@ -143,6 +143,7 @@ start_backend() {
 
 write_sluice_config() {
   cat >"$1" <<EOF
+busy_poll_us: ${3:-0}
 listeners:
   - name: bench
     listen: "127.0.0.1:$2"
@@ -153,11 +154,13 @@ routes:
   - name: all
     match: { path_prefix: "/" }
     upstream: backend
+    buffer_request: false
 upstreams:
   backend:
     servers:
       - { address: "127.0.0.1:${PORT[direct]}", max_concurrent: 0 }
     keepalive: { max_idle: 64 }
+buffering: { max_response_file: 0 }
 logging:
   level: warn
   access_log: { path: "off" }
@@ -209,6 +212,7 @@ write_haproxy_config() {
 global
   nbthread $3
   maxconn $HAPROXY_MAXCONN
+  ${4:-}
 defaults
   mode http
   option http-keep-alive
@@ -231,10 +235,10 @@ start_target() {
   port=$(free_port)
   case $t in
     direct) return 0 ;;
-    sluice)
+    sluice | sluice-bp)
       [[ -x $SLUICE_BIN ]] || { WHY[$t]="not built"; return 1; }
-      write_sluice_config "$WORK/sluice.yaml" "$port"
-      spawn sluice "$SLUICE_BIN" --config "$WORK/sluice.yaml"
+      write_sluice_config "$WORK/$t.yaml" "$port" "$([[ $t == sluice-bp ]] && echo 100 || echo 0)"
+      spawn "$t" "$SLUICE_BIN" --config "$WORK/$t.yaml"
       ;;
     nginx1 | nginx2)
       local nginx
@@ -244,11 +248,12 @@ start_target() {
       spawn "$t" "$nginx" -e "$WORK/$t/error.log" -p "$WORK/$t" -c "$WORK/$t/nginx.conf" \
         -g 'daemon off;'
       ;;
-    haproxy1 | haproxy2)
-      local haproxy
+    haproxy1 | haproxy2 | haproxy1-bp)
+      local haproxy threads=${t#haproxy}
       haproxy=$(command -v haproxy || echo /usr/sbin/haproxy)
       [[ -x $haproxy ]] || { WHY[$t]="haproxy not installed"; return 1; }
-      write_haproxy_config "$WORK/$t.cfg" "$port" "${t#haproxy}"
+      write_haproxy_config "$WORK/$t.cfg" "$port" "${threads%-bp}" \
+        "$([[ $t == *-bp ]] && echo busy-polling)"
       spawn "$t" "$haproxy" -db -f "$WORK/$t.cfg"
       ;;
     *) die "unknown target $t" ;;
@@ -311,22 +316,38 @@ pct() {
 
 record() { echo "$3" >>"$WORK/res.$1.$2"; }  # target metric value
 
+# CPU time (clock ticks, user + system, all threads) of a process and its
+# children (nginx's workers).
+cpu_ticks() {
+  local total=0 pid t
+  for pid in "$1" $(pgrep -P "$1"); do
+    t=$(awk '{ print $14 + $15 }' "/proc/$pid/stat" 2>/dev/null) && total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+
 measure_round() {
   local t=$1 round=$2 url="http://127.0.0.1:${PORT[$1]:-0}" out
   if [[ -z ${WHY[$t]:-} ]] && ! kill -0 "${PID[$t]}" 2>/dev/null; then
     WHY[$t]="died during the run"
   fi
   if [[ -n ${WHY[$t]:-} ]]; then
-    for m in rps p50 p99 p50c1 p99c1 down up; do record "$t" $m n/a; done
+    for m in rps p50 p99 cpu p50c1 p99c1 down up; do record "$t" $m n/a; done
     return
   fi
   log "round $round: $t"
+  local ticks_before ticks_after
+  ticks_before=$(cpu_ticks "${PID[$t]}")
   if out=$(run_wrk -t1 -c64 --latency "$url/"); then
+    ticks_after=$(cpu_ticks "${PID[$t]}")
     record "$t" rps "$(rps <<<"$out")"
     record "$t" p50 "$(pct 50% <<<"$out")"
     record "$t" p99 "$(pct 99% <<<"$out")"
+    # µs of CPU per request: the proxy's own cost (for direct, the backend's).
+    record "$t" cpu "$(awk -v d=$((ticks_after - ticks_before)) -v hz="$(getconf CLK_TCK)" \
+      '/ requests in / { printf "%.1f\n", d * 1e6 / hz / $1 }' <<<"$out")"
   else
-    for m in rps p50 p99; do record "$t" $m n/a; done
+    for m in rps p50 p99 cpu; do record "$t" $m n/a; done
   fi
   if out=$(run_wrk -t1 -c1 --latency "$url/"); then
     record "$t" p50c1 "$(pct 50% <<<"$out")"
@@ -417,6 +438,8 @@ label() {
   case $1 in
     direct) echo "backend alone" ;;
     sluice) echo "sluice" ;;
+    sluice-bp) echo "sluice, busy_poll_us 100" ;;
+    haproxy1-bp) echo "HAProxy, 1 thread, busy-polling" ;;
     nginx1) echo "nginx, 1 worker" ;;
     nginx2) echo "nginx, 2 workers" ;;
     haproxy1) echo "HAProxy, 1 thread" ;;
@@ -454,8 +477,8 @@ report() {
     echo
     versions
     echo
-    echo "| target | req/s (64 conns) | p50 | p99 | added p50 (1 conn) | added p99 (1 conn) | 10 MiB download MB/s | 10 MiB upload MB/s | RSS per idle conn |"
-    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| target | req/s (64 conns) | p50 | p99 | CPU per request | added p50 (1 conn) | added p99 (1 conn) | 10 MiB download MB/s | 10 MiB upload MB/s | RSS per idle conn |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for t in $TARGETS; do
       local add50=— add99=—
       if [[ $t != direct ]]; then
@@ -464,7 +487,8 @@ report() {
       fi
       echo "| $(label "$t") | $(fmt %.0f "$(median "$WORK/res.$t.rps")")" \
         "| $(fmt '%.0f µs' "$(median "$WORK/res.$t.p50")")" \
-        "| $(fmt '%.0f µs' "$(median "$WORK/res.$t.p99")") | $add50 | $add99" \
+        "| $(fmt '%.0f µs' "$(median "$WORK/res.$t.p99")")" \
+        "| $(fmt '%.1f µs' "$(median "$WORK/res.$t.cpu")") | $add50 | $add99" \
         "| $(fmt %.0f "$(median "$WORK/res.$t.down")") | $(fmt %.0f "$(median "$WORK/res.$t.up")")" \
         "| $(fmt '%.1f KiB' "$(median "$WORK/res.$t.idle")") |"
     done

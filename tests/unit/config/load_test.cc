@@ -144,6 +144,7 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
   ConfigPtr config = load_ok("workers: 2\n" + std::string(kMinimalYaml));
   std::vector<std::pair<std::string, std::string>> expected{
       {"workers", "2"},
+      {"busy_poll_us", "0"},
       {"drain_timeout", "30s"},
       {"listeners[0].name", "web"},
       {"listeners[0].listen", "127.0.0.1:8080"},

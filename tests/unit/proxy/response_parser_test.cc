@@ -200,6 +200,14 @@ TEST_CASE("Invalid responses and oversized heads are refused", "[response_parser
   step = big.parser.execute(huge);
   CHECK(step.progress == ResponseProgress::Invalid);
   CHECK(std::string_view(step.error) == "response head too large");
+
+  // Whole, in one read (a 256 KiB input block holds it): still too large.
+  Fixture whole;
+  step = whole.parser.execute("HTTP/1.1 200 OK\r\nX-Big: " + std::string(ResponseParser::kMaxHead + 1, 'a') +
+                              "\r\nContent-Length: 2\r\n\r\nok");
+  CHECK(step.progress == ResponseProgress::Invalid);
+  CHECK(std::string_view(step.error) == "response head too large");
+  CHECK_FALSE(whole.parser.head_done());
 }
 
 // The response-side twin of the empty-name request header found by
