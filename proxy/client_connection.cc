@@ -122,6 +122,9 @@ void ClientConnection::release_exchange() {
   x_->cfg.reset();  // a cached exchange must not pin an old config
   x_->body.reset();  // nor keep a temp file open, or call back a connection gone
   x_->response.reset();
+  // Every way out of Queued leaves the queue first; this only makes sure a
+  // recycled exchange can never be linked into one.
+  if (x_->waiting.queued() && x_->pool != nullptr) x_->pool->leave(&x_->waiting);
   free_exchanges.give(x_);
   x_ = nullptr;
 }
@@ -135,19 +138,15 @@ bool ClientConnection::accept(uv_stream_t* listener) {
   uv_tcp_nodelay(&tcp_, 1);
   sockaddr_storage peer{};
   int len = sizeof peer;
-  char ip[64] = "";
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
     if (!server_.admit(id_, peer)) {  // max_connections_per_ip: not a byte read
       close();
       return false;
     }
-    if (peer.ss_family == AF_INET6) {
-      uv_ip6_name(reinterpret_cast<sockaddr_in6*>(&peer), ip, sizeof ip);
-    } else {
-      uv_ip4_name(reinterpret_cast<sockaddr_in*>(&peer), ip, sizeof ip);
-    }
+    peer_known_ = true;
+    peer_v6_ = peer.ss_family == AF_INET6;
+    peer_ = peer_key(peer);
   }
-  client_ip_ = ip;
   transition(ClientState::Idle);
   update_read_state();
   return true;
@@ -188,7 +187,7 @@ void ClientConnection::on_timeout(DeadlineNode* node) {
     case ClientState::ReadingHead:
     case ClientState::ReadingBody: self->reject(408); break;
     case ClientState::Queued:
-      self->x_->pool->leave(self);
+      self->x_->pool->leave(&self->x_->waiting);
       self->shed(ShedReason::QueueTimeout);
       break;
     case ClientState::Proxying:
@@ -271,6 +270,7 @@ void ClientConnection::start_request_head() {
   x_->reset();
   // A fresh parser per request: we only get here at a message boundary.
   x_->parser.start(x_->head, *this, listener_.limits);
+  if (peer_known_) format_peer(peer_, peer_v6_, x_->head.client_ip);
   x_->started_ns = uv_hrtime();
   transition(ClientState::ReadingHead);
 }
@@ -362,7 +362,7 @@ void ClientConnection::on_spill_written(SpillBuffer& buffer) {
     return;
   }
   if (buffer.error() != 0) {
-    spdlog::error("client {}: cannot buffer a response in {}: {}", client_ip_,
+    spdlog::error("client {}: cannot buffer a response in {}: {}", x_->head.client_ip,
                   x_->cfg->buffering.temp_dir, uv_strerror(buffer.error()));
     close();  // bytes are lost: never present the rest as complete
     return;
@@ -385,7 +385,7 @@ void ClientConnection::on_spill_read(SpillBuffer& buffer, const char* data, size
     return;
   }
   if (len == 0) {
-    spdlog::error("client {}: cannot read a buffered response back from {}: {}", client_ip_,
+    spdlog::error("client {}: cannot read a buffered response back from {}: {}", x_->head.client_ip,
                   x_->cfg->buffering.temp_dir, uv_strerror(buffer.error()));
     close();
     return;
@@ -420,7 +420,7 @@ void ClientConnection::send_body_file() {
 }
 
 void ClientConnection::body_spill_failed() {
-  spdlog::error("client {}: cannot buffer a request body in {}: {}", client_ip_,
+  spdlog::error("client {}: cannot buffer a request body in {}: {}", x_->head.client_ip,
                 x_->cfg->buffering.temp_dir, uv_strerror(x_->body.error()));
   if (x_->response_started) {
     close();
@@ -464,7 +464,6 @@ void ClientConnection::feed_response() {
 // --- routing -------------------------------------------------------------------------
 
 void ClientConnection::head_complete() {
-  x_->head.client_ip = client_ip_;  // assign: reuses the string's capacity
   x_->head.tls = false;
   RouteJob job;
   job.conn = id_;
@@ -563,7 +562,8 @@ void ClientConnection::try_acquire() {
     return;
   }
   // Every server is at its limit: wait, unless waiting cannot help.
-  if (auto reason = pool.admit(this, x_->route->priority, x_->budget_ns)) {
+  x_->waiting.conn = this;
+  if (auto reason = pool.admit(&x_->waiting, x_->route->priority, x_->budget_ns)) {
     shed(*reason);
     return;
   }
@@ -578,6 +578,9 @@ void ClientConnection::shed(ShedReason reason) {
   send_local(503, reason == ShedReason::Unavailable ? "no upstream server available\n" : "upstream busy\n",
              nullptr, !x_->request_done, x_->pool->retry_after());
 }
+
+void QueueEntry::on_slot_available() { conn->on_slot_available(); }
+void QueueEntry::on_shed(ShedReason reason) { conn->on_shed(reason); }
 
 void ClientConnection::on_slot_available() {
   if (state_ != ClientState::Queued) return;
@@ -873,7 +876,7 @@ void ClientConnection::drop_upstream() {
     x_->upstream = nullptr;
   }
   release_slot();
-  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->leave(this);
+  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->leave(&x_->waiting);
 }
 
 // --- finishing a request -----------------------------------------------------------------
@@ -1002,7 +1005,7 @@ void ClientConnection::record_request() {
   if (!log.enabled()) return;
   const RequestHead& h = x_->head;
   AccessEntry e;
-  e.client_ip = client_ip_;
+  e.client_ip = x_->head.client_ip;
   e.method = h.method_view();
   e.target = h.target_view();
   e.http_minor = h.http_minor;

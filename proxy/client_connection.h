@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/deadline_timers.h"
 #include "proxy/input_buffer.h"
+#include "proxy/listener.h"
 #include "proxy/metrics.h"
 #include "proxy/request_parser.h"
 #include "proxy/routing.h"
@@ -23,7 +24,17 @@
 
 namespace sluice::proxy {
 
+class ClientConnection;
 class Server;
+
+// A request's place in its upstream's queue. It lives in the Exchange, not
+// the connection, so an idle keep-alive connection carries no queue links
+// (48 bytes of each idle connection's memory).
+struct QueueEntry final : QueueWaiter {
+  ClientConnection* conn = nullptr;
+  void on_slot_available() override;
+  void on_shed(ShedReason reason) override;
+};
 
 // The state of one request and its response. Taken from a free list when a
 // request starts and given back when the connection goes idle, so an idle
@@ -72,6 +83,7 @@ struct Exchange {
   uint64_t started_ns = 0;      // uv_hrtime() at the first byte of the request
   std::string upstream_addr;    // the server used (a copy: a reload may free the server)
   uint64_t queued_ns = 0;       // uv_hrtime() when it joined the upstream's queue
+  QueueEntry waiting;           // on the upstream's queue while Queued
 
   // Ready for a new request; keeps every buffer's capacity.
   void reset();
@@ -91,7 +103,6 @@ enum class ClientState : uint8_t {
 };
 
 class ClientConnection final : private UpstreamUser,
-                               private QueueWaiter,
                                private RequestSink,
                                private SpillOwner {
  public:
@@ -161,9 +172,10 @@ class ClientConnection final : private UpstreamUser,
   void on_upstream_drained() override;
   void on_upstream_batch(bool begin) override;
   void on_upstream_tunnel_data(const char* data, size_t len) override;
-  // QueueWaiter
-  void on_slot_available() override;
-  void on_shed(ShedReason reason) override;
+  // From x_->waiting (QueueEntry).
+  friend struct QueueEntry;
+  void on_slot_available();
+  void on_shed(ShedReason reason);
   // RequestSink: what becomes of the request body.
   bool on_request_body(const char* at, size_t len) override;
   bool on_request_end() override;
@@ -185,7 +197,6 @@ class ClientConnection final : private UpstreamUser,
   Server& server_;
   const ConnId id_;
   const uint32_t gen_;
-  std::string client_ip_;
   config::ConfigPtr conn_cfg_;          // the snapshot at accept: listener settings
   const config::Listener& listener_;    // inside *conn_cfg_
 
@@ -196,6 +207,11 @@ class ClientConnection final : private UpstreamUser,
   bool draining_ = false;   // server shutdown: no keep-alive after this response
   bool peer_eof_ = false;   // the client shut down its side
   bool corked_ = false;     // inside an upstream read batch: emit() holds writes
+  // The client's address, as 16 bytes rather than text: every idle
+  // connection has one. Formatted into each request's head.
+  bool peer_known_ = false;
+  bool peer_v6_ = false;
+  PeerKey peer_;
 
   InputBuffer in_;
   StreamWriter writer_;

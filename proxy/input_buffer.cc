@@ -20,40 +20,36 @@ thread_local FreeList<LargeBlock, 256> free_large_blocks;
 }  // namespace
 
 uv_buf_t InputBuffer::writable() {
-  if (want_large_ && data_ != nullptr && capacity_ == kBlockSize && empty()) release();
+  if (want_large_ && data_ != nullptr && !large_ && empty()) release();
   if (data_ == nullptr) {
-    if (want_large_) {
-      data_ = free_large_blocks.take()->bytes;
-      capacity_ = kLargeBlockSize;
-    } else {
-      data_ = free_blocks.take()->bytes;
-      capacity_ = kBlockSize;
-    }
+    large_ = want_large_;
+    data_ = large_ ? free_large_blocks.take()->bytes : free_blocks.take()->bytes;
     begin_ = end_ = 0;
   }
-  if (begin_ > 0 && (end_ == capacity_ || begin_ >= capacity_ / 2)) {
+  const size_t cap = capacity();
+  if (begin_ > 0 && (end_ == cap || begin_ >= cap / 2)) {
     std::memmove(data_, data_ + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  return uv_buf_init(data_ + end_, static_cast<unsigned>(capacity_ - end_));
+  return uv_buf_init(data_ + end_, static_cast<unsigned>(cap - end_));
 }
 
 void InputBuffer::consume(size_t n) {
-  begin_ += n;
+  begin_ += static_cast<uint32_t>(n);
   if (begin_ == end_) begin_ = end_ = 0;
 }
 
 void InputBuffer::release() {
   if (data_ == nullptr) return;
-  if (capacity_ == kLargeBlockSize) {
+  if (large_) {
     free_large_blocks.give(reinterpret_cast<LargeBlock*>(data_));
     want_large_ = false;  // the next exchange starts small again
   } else {
     free_blocks.give(reinterpret_cast<Block*>(data_));
   }
   data_ = nullptr;
-  capacity_ = 0;
+  large_ = false;
   begin_ = end_ = 0;
 }
 

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 namespace sluice::proxy {
@@ -32,14 +33,15 @@ class InputBuffer {
   // front first when that makes room.
   uv_buf_t writable();
   void commit(size_t n) {
-    end_ += n;
-    if (end_ == capacity_ && capacity_ == kBlockSize) want_large_ = true;
+    end_ += static_cast<uint32_t>(n);
+    if (!large_ && end_ == kBlockSize) want_large_ = true;
   }
 
   std::string_view readable() const { return {data_ + begin_, end_ - begin_}; }
   bool empty() const { return begin_ == end_; }
-  bool full() const { return data_ != nullptr && begin_ == 0 && end_ == capacity_; }
-  size_t capacity() const { return capacity_; }  // of the block held now; 0 if none
+  bool full() const { return data_ != nullptr && begin_ == 0 && end_ == capacity(); }
+  // Of the block held now; 0 if none.
+  size_t capacity() const { return data_ == nullptr ? 0 : large_ ? kLargeBlockSize : kBlockSize; }
   void consume(size_t n);
 
   // Returns the block to the free list if nothing is buffered.
@@ -50,11 +52,12 @@ class InputBuffer {
  private:
   void release();
 
+  // 24 bytes: every client connection has one, idle or not.
   char* data_ = nullptr;
-  size_t capacity_ = 0;
-  size_t begin_ = 0;
-  size_t end_ = 0;
-  bool want_large_ = false;
+  uint32_t begin_ = 0;
+  uint32_t end_ = 0;
+  bool large_ = false;       // data_ is a kLargeBlockSize block
+  bool want_large_ = false;  // a read filled a small block: swap when empty
 };
 
 }  // namespace sluice::proxy

@@ -1,6 +1,7 @@
 #include "proxy/listener.h"
 
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -24,6 +25,8 @@ bool warn_now(uv_loop_t* loop, uint64_t& last_ms) {
   return true;
 }
 
+}  // namespace
+
 PeerKey peer_key(const sockaddr_storage& ss) {
   PeerKey k;
   if (ss.ss_family == AF_INET6) {
@@ -35,7 +38,12 @@ PeerKey peer_key(const sockaddr_storage& ss) {
   return k;
 }
 
-}  // namespace
+void format_peer(const PeerKey& key, bool v6, std::string& out) {
+  char text[INET6_ADDRSTRLEN] = "";
+  if (v6) inet_ntop(AF_INET6, key.bytes.data(), text, sizeof text);
+  else inet_ntop(AF_INET, key.bytes.data() + 12, text, sizeof text);
+  out.assign(text);  // assign: keeps the string's capacity
+}
 
 size_t PeerKeyHash::operator()(const PeerKey& k) const {
   uint64_t h = 1469598103934665603ull;  // FNV-1a

@@ -36,6 +36,10 @@ struct PeerKey {
 struct PeerKeyHash {
   size_t operator()(const PeerKey& k) const;
 };
+// An IPv4 peer becomes ::ffff:a.b.c.d.
+PeerKey peer_key(const sockaddr_storage& ss);
+// The address as text, as uv_ip4_name / uv_ip6_name write it.
+void format_peer(const PeerKey& key, bool v6, std::string& out);
 
 class Listener {
  public:
