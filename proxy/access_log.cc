@@ -1,73 +1,24 @@
 #include "proxy/access_log.h"
 
-#include <spdlog/details/thread_pool.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/sinks/stdout_sinks.h>
-
-#include <cerrno>
 #include <charconv>
-#include <cstdio>
-#include <cstring>
 #include <ctime>
-#include <mutex>
 
 namespace sluice::proxy {
 
-// A file sink that can reopen its file on request, for logrotate. spdlog's
-// basic_file_sink cannot. Runs on the async logger's thread only.
-class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  explicit ReopenableFileSink(std::string path) : path_(std::move(path)) {}
-  ~ReopenableFileSink() override {
-    if (file_) std::fclose(file_);
-  }
-
-  bool open_now(std::string* error) {
-    FILE* f = std::fopen(path_.c_str(), "ae");
-    if (f == nullptr) {
-      *error = path_ + ": " + std::strerror(errno);
-      return false;
-    }
-    if (file_) std::fclose(file_);
-    file_ = f;
-    return true;
-  }
-  void request_reopen() { reopen_.store(true, std::memory_order_relaxed); }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    if (reopen_.exchange(false, std::memory_order_relaxed)) {
-      std::string ignored;
-      open_now(&ignored);  // on failure keep writing to the old file
-    }
-    if (file_ == nullptr) return;
-    std::fwrite(msg.payload.data(), 1, msg.payload.size(), file_);
-    std::fputc('\n', file_);
-  }
-  void flush_() override {
-    if (file_) std::fflush(file_);
-  }
-
- private:
-  std::string path_;
-  FILE* file_ = nullptr;
-  std::atomic<bool> reopen_{false};
-};
-
 namespace {
 
-constexpr size_t kQueueLines = 8192;
+using Line = LogWriter::Line;
 
-void append_number(std::string& out, uint64_t v) {
+void append_number(Line& out, uint64_t v) {
   char buf[24];
   auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
   (void)ec;
-  out.append(buf, end);
+  out.append(std::string_view(buf, static_cast<size_t>(end - buf)));
 }
 
 // Quotes for combined format: '"' and '\' and control bytes are escaped as
 // \xHH, as nginx does, so a hostile header cannot forge a log line.
-void append_quoted(std::string& out, std::string_view s) {
+void append_quoted(Line& out, std::string_view s) {
   static const char* hex = "0123456789ABCDEF";
   for (unsigned char c : s) {
     if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f) {
@@ -80,7 +31,7 @@ void append_quoted(std::string& out, std::string_view s) {
   }
 }
 
-void append_json_string(std::string& out, std::string_view s) {
+void append_json_string(Line& out, std::string_view s) {
   static const char* hex = "0123456789abcdef";
   out.push_back('"');
   for (unsigned char c : s) {
@@ -104,87 +55,76 @@ Result<std::unique_ptr<AccessLog>> AccessLog::open(const config::AccessLog& cfg)
   std::unique_ptr<AccessLog> log(new AccessLog());
   log->format_ = cfg.format;
   if (cfg.path == "off") return log;
-  spdlog::sink_ptr sink;
   if (cfg.path == "stdout") {
-    sink = std::make_shared<spdlog::sinks::stdout_sink_mt>();
-    sink->set_pattern("%v");
-  } else {
-    auto file = std::make_shared<ReopenableFileSink>(cfg.path);
-    std::string error;
-    if (!file->open_now(&error)) return unexpected("access log: " + error);
-    log->file_ = file;
-    sink = file;
+    log->writer_ = LogWriter::open_stdout();
+    return log;
   }
-  log->pool_ = std::make_shared<spdlog::details::thread_pool>(kQueueLines, 1);
-  log->logger_ = std::make_shared<spdlog::async_logger>(
-      "access", sink, log->pool_, spdlog::async_overflow_policy::overrun_oldest);
-  log->logger_->set_level(spdlog::level::info);
-  log->logger_->flush_on(spdlog::level::info);
+  auto writer = LogWriter::open_file(cfg.path);
+  if (!writer) return unexpected("access log: " + writer.error());
+  log->writer_ = std::move(writer).value();
   return log;
 }
 
-AccessLog::~AccessLog() {
-  if (logger_) logger_->flush();
-}
+AccessLog::~AccessLog() = default;
 
 void AccessLog::reopen() {
-  if (file_) file_->request_reopen();
+  if (writer_) writer_->reopen();
 }
 
-uint64_t AccessLog::dropped() const { return pool_ ? pool_->overrun_counter() : 0; }
+uint64_t AccessLog::dropped() const { return writer_ ? writer_->dropped() : 0; }
+
+void AccessLog::update_stamps() {
+  int64_t now = static_cast<int64_t>(std::time(nullptr));
+  if (now == stamp_second_) return;
+  stamp_second_ = now;
+  std::tm tm{};
+  time_t t = static_cast<time_t>(now);
+  localtime_r(&t, &tm);
+  stamp_len_ = std::strftime(stamp_.data(), stamp_.size(), "[%d/%b/%Y:%H:%M:%S %z]", &tm);
+  stamp_iso_len_ = std::strftime(stamp_iso_.data(), stamp_iso_.size(), "%Y-%m-%dT%H:%M:%S%z", &tm);
+}
 
 void AccessLog::log(const AccessEntry& e) {
-  if (!logger_) return;
-  int64_t now = static_cast<int64_t>(std::time(nullptr));
-  if (now != stamp_second_) {
-    stamp_second_ = now;
-    std::tm tm{};
-    time_t t = static_cast<time_t>(now);
-    localtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "[%d/%b/%Y:%H:%M:%S %z]", &tm);
-    stamp_ = buf;
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S%z", &tm);
-    stamp_iso_ = buf;
-  }
+  if (!writer_) return;
+  update_stamps();
   const int status = e.status == 0 ? 499 : e.status;
-  line_.clear();
+  Line line = writer_->begin_line();
   if (format_ == config::AccessLogFormat::Combined) {
-    line_.append(e.client_ip.empty() ? "-" : e.client_ip);
-    line_.append(" - - ");
-    line_.append(stamp_);
-    line_.append(" \"");
-    append_quoted(line_, e.method);
-    line_.push_back(' ');
-    append_quoted(line_, e.target);
-    line_.append(e.http_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
-    append_number(line_, static_cast<uint64_t>(status));
-    line_.push_back(' ');
-    append_number(line_, e.body_bytes);
-    line_.append(" \"");
-    if (e.referer.empty()) line_.push_back('-');
-    else append_quoted(line_, e.referer);
-    line_.append("\" \"");
-    if (e.user_agent.empty()) line_.push_back('-');
-    else append_quoted(line_, e.user_agent);
-    line_.push_back('"');
+    line.append(e.client_ip.empty() ? "-" : e.client_ip);
+    line.append(" - - ");
+    line.append(std::string_view(stamp_.data(), stamp_len_));
+    line.append(" \"");
+    append_quoted(line, e.method);
+    line.push_back(' ');
+    append_quoted(line, e.target);
+    line.append(e.http_minor == 0 ? " HTTP/1.0\" " : " HTTP/1.1\" ");
+    append_number(line, static_cast<uint64_t>(status));
+    line.push_back(' ');
+    append_number(line, e.body_bytes);
+    line.append(" \"");
+    if (e.referer.empty()) line.push_back('-');
+    else append_quoted(line, e.referer);
+    line.append("\" \"");
+    if (e.user_agent.empty()) line.push_back('-');
+    else append_quoted(line, e.user_agent);
+    line.push_back('"');
   } else {
     // Appends `"name":` with the right separator.
-    auto key = [this](std::string_view name) {
-      line_.push_back(line_.empty() ? '{' : ',');
-      line_.push_back('"');
-      line_.append(name);
-      line_.append("\":");
+    auto key = [&line](std::string_view name) {
+      line.push_back(line.size() == 0 ? '{' : ',');
+      line.push_back('"');
+      line.append(name);
+      line.append("\":");
     };
     auto text = [&](std::string_view name, std::string_view v) {
       key(name);
-      append_json_string(line_, v);
+      append_json_string(line, v);
     };
     auto number = [&](std::string_view name, uint64_t v) {
       key(name);
-      append_number(line_, v);
+      append_number(line, v);
     };
-    text("time", stamp_iso_);
+    text("time", std::string_view(stamp_iso_.data(), stamp_iso_len_));
     text("client", e.client_ip);
     text("method", e.method);
     text("target", e.target);
@@ -196,9 +136,9 @@ void AccessLog::log(const AccessEntry& e) {
     text("upstream", e.upstream);
     text("referer", e.referer);
     text("user_agent", e.user_agent);
-    line_.push_back('}');
+    line.push_back('}');
   }
-  logger_->info(std::string_view(line_));
+  writer_->commit(line);
 }
 
 }  // namespace sluice::proxy

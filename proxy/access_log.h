@@ -1,13 +1,11 @@
 // The access log: one line per request, in `combined` or `json` format, to
-// a file or stdout. Lines are formatted on the loop thread and handed to
-// spdlog's asynchronous logger, whose own thread does the writing; when its
-// queue is full the oldest line is dropped and counted, so a slow disk can
-// never stall the loop.
+// a file or stdout. The loop thread formats each line straight into the
+// ring of a LogWriter, whose own thread writes them out in batches; when
+// the ring is full the new line is dropped and counted, so a slow disk can
+// never stall the loop, and no line, however long, allocates.
 #pragma once
 
-#include <spdlog/async_logger.h>
-
-#include <atomic>
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,6 +13,7 @@
 
 #include "config/config.h"
 #include "core/result.h"
+#include "proxy/log_writer.h"
 
 namespace sluice::proxy {
 
@@ -33,35 +32,35 @@ struct AccessEntry {
   uint64_t duration_us = 0;   // head complete (or first byte) to last byte queued
 };
 
-class ReopenableFileSink;
-
 class AccessLog {
  public:
   // Opens the configured destination; a `path: off` log accepts and drops.
   static Result<std::unique_ptr<AccessLog>> open(const config::AccessLog& cfg);
   ~AccessLog();
 
-  bool enabled() const { return logger_ != nullptr; }
+  bool enabled() const { return writer_ != nullptr; }
+  // From one thread only (the event loop), which also destroys the log.
   void log(const AccessEntry& e);
 
   // SIGUSR1: the file is reopened (by the writer thread, before its next
-  // line), so logrotate can move it away.
+  // write), so logrotate can move it away.
   void reopen();
-  // Lines dropped because the writer could not keep up.
+  // Lines dropped because the writer could not keep up (or could not write).
   uint64_t dropped() const;
 
  private:
   AccessLog() = default;
+  void update_stamps();
 
   config::AccessLogFormat format_ = config::AccessLogFormat::Combined;
-  std::shared_ptr<spdlog::details::thread_pool> pool_;
-  std::shared_ptr<spdlog::async_logger> logger_;
-  std::shared_ptr<ReopenableFileSink> file_;
-  std::string line_;  // reused for every line
-  // Cached "[22/Nov/2026:01:02:03 +0000]" for the current second.
+  std::unique_ptr<LogWriter> writer_;  // null: `path: off`
+  // "[22/Nov/2026:01:02:03 +0000]" and "2026-11-22T01:02:03+0000" for the
+  // current second, in fixed arrays so that a new second allocates nothing.
   int64_t stamp_second_ = -1;
-  std::string stamp_;
-  std::string stamp_iso_;
+  std::array<char, 48> stamp_{};
+  size_t stamp_len_ = 0;
+  std::array<char, 48> stamp_iso_{};
+  size_t stamp_iso_len_ = 0;
 };
 
 }  // namespace sluice::proxy

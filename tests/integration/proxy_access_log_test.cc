@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -114,6 +115,52 @@ TEST_CASE("access log: SIGUSR1 reopens the file after a rotation", "[access_log]
   }
   std::remove(path.c_str());
   std::remove(rotated.c_str());
+}
+
+// A reload that names another file replaces the log; the old one writes
+// out every line it still held before it goes, so no request is unlogged.
+TEST_CASE("access log: a reload to another file loses no line of the old one", "[access_log]") {
+  std::string first = temp_log_path("reload-a");
+  std::string second = temp_log_path("reload-b");
+  std::remove(first.c_str());
+  std::remove(second.c_str());
+  {
+    ProxyFixture f(config_with_log(first, "combined"));
+    std::atomic<bool> stop{false};
+    std::atomic<int> ok{0}, failed{0};
+    std::thread client([&] {
+      std::string error;
+      UniqueFd fd = connect_tcp("127.0.0.1", f.port(), std::chrono::seconds(2), &error);
+      while (!stop.load() && fd.valid()) {
+        send_all(fd.get(), "GET /?n HTTP/1.1\r\nHost: x\r\n\r\n");
+        (read_response(fd.get(), std::chrono::seconds(5)).status == 200 ? ok : failed)++;
+      }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    std::string yaml = f.yaml();
+    yaml.replace(yaml.find(first), first.size(), second);
+    f.sluice().rewrite_config(yaml);
+    f.sluice().process().signal(SIGHUP);
+    const bool reloaded =
+        f.sluice().process().wait_for_line("reload: .* is in effect", std::chrono::seconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    stop = true;
+    client.join();
+    INFO(f.sluice().process().output());
+    REQUIRE(reloaded);
+    REQUIRE(failed.load() == 0);
+    // The old log is complete once the reload is in effect.
+    const size_t in_first = count_of(read_file(first), "\n");
+    const size_t in_second =
+        count_of(wait_for_lines(second, static_cast<size_t>(ok.load()) - in_first), "\n");
+    INFO("requests " << ok.load() << ", lines in the old file " << in_first << ", in the new "
+                     << in_second);
+    CHECK(in_first > 0);
+    CHECK(in_second > 0);
+    CHECK(in_first + in_second == static_cast<size_t>(ok.load()));
+  }
+  std::remove(first.c_str());
+  std::remove(second.c_str());
 }
 
 TEST_CASE("access log: an unwritable path stops start-up with a clear error", "[access_log]") {
