@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -133,52 +134,80 @@ TEST_CASE_METHOD(test::LoopFixture, "busy poll: worker pool hand-overs kick it a
   bp.close();
 }
 
-TEST_CASE_METHOD(test::LoopFixture, "busy poll: the idle loop runs a job no worker has taken",
+TEST_CASE_METHOD(test::LoopFixture, "busy poll off: a job waits for a worker, never the loop",
                  "[busy_poll][worker_pool]") {
   // One worker, held inside the first job: the second job sits in the ring.
   std::atomic<bool> release{false};
   std::atomic<bool> holding{false};
+  std::vector<uint64_t> got;
+  BusyPoll bp(loop(), 0);
+  auto pool = WorkerPool<Job, Out>::create(
+      loop(), {.threads = 1, .queue_capacity = 16, .busy_poll = &bp},
+      [&](Job& j) {
+        if (j.n == 1) {
+          holding = true;
+          while (!release) std::this_thread::sleep_for(1ms);
+        }
+        return Out{j.n, j.n * 2};
+      },
+      [&](Out&& o) { got.push_back(o.n); });
+  REQUIRE(pool.ok());
+  Job first{1};
+  REQUIRE((*pool)->try_submit(first));
+  (*pool)->flush();
+  while (!holding) std::this_thread::sleep_for(1ms);
+  Job second{2};
+  REQUIRE((*pool)->try_submit(second));
+  CHECK_FALSE(run_until([&] { return !got.empty(); }, 200ms));
+  CHECK((*pool)->stats().assisted == 0);
+  release = true;
+  REQUIRE(run_until([&] { return got.size() == 2; }));
+  CHECK(got == std::vector<uint64_t>{1, 2});
+  (*pool)->stop();
+  bp.close();
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "busy poll on: the loop routes what fits its budget, workers the rest",
+                 "[busy_poll][worker_pool]") {
   const auto loop_thread = std::this_thread::get_id();
+  BusyPoll bp(loop(), 50'000'000);
   std::vector<std::pair<uint64_t, bool>> got;  // job, ran on the loop thread
-  for (uint64_t budget : {uint64_t{0}, uint64_t{50'000'000}}) {
-    DYNAMIC_SECTION("budget " << budget) {
-      BusyPoll bp(loop(), budget);
-      auto pool = WorkerPool<Job, Out>::create(
-          loop(), {.threads = 1, .queue_capacity = 16, .busy_poll = &bp},
-          [&](Job& j) {
-            if (j.n == 1) {
-              holding = true;
-              while (!release) std::this_thread::sleep_for(1ms);
-            }
-            return Out{j.n, j.n * 2};
-          },
-          [&](Out&& o) { got.emplace_back(o.n, std::this_thread::get_id() == loop_thread); });
-      REQUIRE(pool.ok());
-      Job first{1};
-      REQUIRE((*pool)->try_submit(first));
-      (*pool)->flush();
-      while (!holding) std::this_thread::sleep_for(1ms);
-      Job second{2};
-      REQUIRE((*pool)->try_submit(second));
-      bool done = run_until([&] { return got.size() == 1; }, 200ms);
-      if (budget == 0) {
-        CHECK_FALSE(done);  // it waits for the busy worker
-        CHECK((*pool)->stats().assisted == 0);
-      } else {
-        REQUIRE(done);
-        CHECK(got[0] == std::make_pair(uint64_t{2}, true));
-        CHECK((*pool)->stats().assisted == 1);
-      }
-      release = true;
-      REQUIRE(run_until([&] { return got.size() == 2; }));
-      CHECK((*pool)->stats().delivered == 2);
-      (*pool)->stop();
-      bp.close();
-      got.clear();
-      release = false;
-      holding = false;
-    }
+  auto pool = WorkerPool<Job, Out>::create(
+      loop(), {.threads = 2, .queue_capacity = 64, .busy_poll = &bp},
+      [&](Job& j) {
+        // Job 1 takes longer than a loop iteration's routing budget.
+        if (j.n == 1) std::this_thread::sleep_for(2ms);
+        return Out{j.n, j.n * 2};
+      },
+      [&](Out&& o) { got.emplace_back(o.n, std::this_thread::get_id() == loop_thread); });
+  REQUIRE(pool.ok());
+
+  // A lone job is routed during the hand-over itself, on the loop.
+  Job lone{7};
+  REQUIRE((*pool)->try_submit(lone));
+  (*pool)->flush();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0] == std::make_pair(uint64_t{7}, true));
+  CHECK((*pool)->stats().assisted == 1);
+  got.clear();
+
+  // The slow job uses up the budget: the rest of the batch goes to the
+  // workers (or, if none takes them within microseconds, to the idle loop).
+  for (uint64_t n = 1; n <= 10; ++n) {
+    Job j{n};
+    REQUIRE((*pool)->try_submit(j));
   }
+  (*pool)->flush();
+  CHECK(got.size() == 1);  // job 1, inline; the 9 others were handed over
+  REQUIRE(run_until([&] { return got.size() == 10; }));
+  std::vector<uint64_t> ids;
+  for (const auto& [n, on_loop] : got) ids.push_back(n);
+  std::sort(ids.begin(), ids.end());
+  CHECK(ids == std::vector<uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+  CHECK(got[0] == std::make_pair(uint64_t{1}, true));  // first, and inline
+  CHECK((*pool)->stats().delivered == 11);
+  (*pool)->stop();
+  bp.close();
 }
 
 }  // namespace
