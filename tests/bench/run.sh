@@ -44,7 +44,7 @@ die() { log "error: $*"; exit 1; }
 
 cleanup() {
   local pid
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do kill -CONT "$pid" 2>/dev/null; kill -TERM "$pid" 2>/dev/null; done
   for _ in $(seq 50); do
     local alive=0
     for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
@@ -291,6 +291,13 @@ check_transfer() {
 
 # ---- Measuring -------------------------------------------------------------
 
+check_and_warm() {
+  local t=$1
+  check_transfer "$t" || { log "$t: ${WHY[$t]}"; return 0; }
+  # Warm-up: fills connection pools and caches before anything counts.
+  timeout 30 wrk -t1 -c64 -d2s "http://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1
+}
+
 # Runs wrk; prints its report, or nothing if the run failed or any response
 # was not 2xx/3xx (a proxy answering 502 fast is not fast).
 run_wrk() {
@@ -533,6 +540,29 @@ write_report() {
   log "results written to $OUT"
 }
 
+# Only the target being measured runs; the others are stopped (SIGSTOP, with
+# their children: nginx's workers). An idle proxy costs nothing, but one
+# that busy-polls (haproxy1-bp, and sluice-bp for a moment after traffic)
+# would take a CPU from every other target's figures.
+freeze() {
+  local pid
+  for pid in "${PID[$1]}" $(pgrep -P "${PID[$1]}"); do kill -STOP "$pid" 2>/dev/null; done
+}
+thaw() {
+  local pid
+  for pid in "${PID[$1]}" $(pgrep -P "${PID[$1]}"); do kill -CONT "$pid" 2>/dev/null; done
+}
+# Runs "$@" with only target $1 (and the backend) running.
+alone() {
+  local t=$1 o
+  shift
+  for o in $TARGETS; do [[ $o != direct && $o != "$t" && -n ${PID[$o]:-} ]] && freeze "$o"; done
+  [[ $t != direct && -n ${PID[$t]:-} ]] && thaw "$t"
+  "$@"
+  for o in $TARGETS; do [[ $o != direct && -n ${PID[$o]:-} ]] && thaw "$o"; done
+  return 0
+}
+
 # ---- Main ------------------------------------------------------------------
 
 main() {
@@ -566,16 +596,14 @@ main() {
   done
   # Memory first, while every process is fresh: after the big transfers
   # their heaps keep freed buffers that new connections would reuse unseen.
-  for t in $TARGETS; do measure_idle "$t"; done
+  for t in $TARGETS; do alone "$t" measure_idle "$t"; done
   for t in $TARGETS; do
     [[ -z ${WHY[$t]:-} ]] || continue
-    check_transfer "$t" || { log "$t: ${WHY[$t]}"; continue; }
-    # Warm-up: fills connection pools and caches before anything counts.
-    timeout 30 wrk -t1 -c64 -d2s "http://127.0.0.1:${PORT[$t]}/" >/dev/null 2>&1
+    alone "$t" check_and_warm "$t"
   done
 
   for round in $(seq "$ROUNDS"); do
-    for t in $TARGETS; do measure_round "$t" "$round"; done
+    for t in $TARGETS; do alone "$t" measure_round "$t" "$round"; done
   done
 
   report
