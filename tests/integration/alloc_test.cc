@@ -31,6 +31,9 @@
 #include "tests/support/process.h"
 #include "tests/support/temp_file.h"
 
+using sluice::test::count_lines;
+using sluice::test::read_file;
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -45,19 +48,6 @@ constexpr int kMeasuredPerClient = 2500;  // 10,000 requests
 // json (about 300) and shorter in combined (about 155): spdlog, which wrote
 // the log before proxy/log_writer.h, allocated for every line over 250.
 constexpr const char* kUserAgent = "alloc-test/1.0 (keep-alive steady state; sluice integration)";
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-size_t count_lines(const std::string& text) {
-  size_t n = 0;
-  for (char c : text) n += c == '\n';
-  return n;
-}
 
 uint16_t port_after(const std::string& line, const std::string& marker) {
   size_t pos = line.find(marker);

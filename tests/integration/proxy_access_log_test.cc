@@ -27,13 +27,6 @@ std::string temp_log_path(const char* tag) {
   return "/tmp/sluice-access-" + std::string(tag) + "-" + std::to_string(::getpid()) + ".log";
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 // The writer is another thread: wait until `n` lines are in the file.
 std::string wait_for_lines(const std::string& path, size_t n) {
   std::string text;

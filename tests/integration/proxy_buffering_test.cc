@@ -16,6 +16,7 @@
 
 #include "tests/integration/proxy_fixture.h"
 #include "tests/support/hash.h"
+#include "tests/support/temp_file.h"
 
 using namespace sluice::itest;
 using namespace sluice::test;
@@ -114,13 +115,6 @@ UniqueFd slow_client(uint16_t port) {
   int small = 64 * 1024;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
   return fd;
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace sluice::test {
@@ -35,5 +37,18 @@ TempFile::TempFile(std::string_view contents, std::string_view suffix) {
 }
 
 TempFile::~TempFile() { ::unlink(path_.c_str()); }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+size_t count_lines(std::string_view text) {
+  size_t n = 0;
+  for (char c : text) n += c == '\n';
+  return n;
+}
 
 }  // namespace sluice::test

@@ -2,6 +2,7 @@
 // object goes away: config files for sluice runs in tests.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 
@@ -20,5 +21,9 @@ class TempFile {
  private:
   std::string path_;
 };
+
+// The whole file ("" if it cannot be read), and how many '\n' it holds.
+std::string read_file(const std::string& path);
+size_t count_lines(std::string_view text);
 
 }  // namespace sluice::test

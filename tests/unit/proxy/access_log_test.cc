@@ -14,6 +14,9 @@
 #include <sstream>
 #include <string>
 #include <vector>
+#include "tests/support/temp_file.h"
+
+using sluice::test::read_file;
 
 namespace {
 
@@ -24,13 +27,6 @@ using sluice::proxy::AccessLog;
 std::string temp_path(const char* tag) {
   return "/tmp/sluice-access-log-test-" + std::string(tag) + "-" + std::to_string(::getpid()) +
          ".log";
-}
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Writes `entries` through a log of `format` and returns the file's text

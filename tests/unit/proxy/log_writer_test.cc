@@ -20,6 +20,10 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include "tests/support/temp_file.h"
+
+using sluice::test::count_lines;
+using sluice::test::read_file;
 
 namespace {
 
@@ -43,19 +47,6 @@ class TempDir {
  private:
   std::string path_;
 };
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-size_t count_lines(const std::string& text) {
-  size_t n = 0;
-  for (char c : text) n += c == '\n';
-  return n;
-}
 
 // Waits up to 2 s for `path` to hold `n` lines.
 std::string wait_for_lines(const std::string& path, size_t n) {
