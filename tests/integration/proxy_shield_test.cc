@@ -369,3 +369,18 @@ TEST_CASE("shield: a reload that changes the server list keeps counts and the qu
   CHECK(a.stats().peak_busy == 1);
   CHECK(b.stats().served == 2);
 }
+
+// busy_poll_us in the real binary: every answer is right, and the polling
+// loop routes the heads itself rather than waking a worker for each.
+TEST_CASE("shield: with busy polling the loop routes and every answer is right", "[shield]") {
+  LegacyBackend app({"--threads", "4", "--service-ms", "1"});
+  Sluice s("busy_poll_us: 100\n" + shield_config(server_line(app.port(), "4")));
+  uint16_t admin = admin_port_of(s);
+  for (int i = 0; i < 50; ++i) {
+    HttpResponse r = get(s.port(), "/work/" + std::to_string(i));
+    REQUIRE(r.status == 200);
+  }
+  CHECK(metric(admin, "sluice_worker_jobs_total") == 50);
+  CHECK(metric(admin, "sluice_worker_jobs_on_loop_total") >= 40);
+  CHECK(metric(admin, "sluice_busy_poll_spins_total") >= 1);
+}
