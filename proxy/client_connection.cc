@@ -1,8 +1,13 @@
 #include "proxy/client_connection.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <utility>
 
@@ -100,11 +105,8 @@ void Exchange::reset() {
 }
 
 ClientConnection::ClientConnection(Server& server, ConnId id, uint32_t gen, config::ConfigPtr cfg,
-                                   const config::Listener& listener)
-    : server_(server), id_(id), gen_(gen), conn_cfg_(std::move(cfg)), listener_(listener),
-      writer_(this, &ClientConnection::on_written) {
-  uv_tcp_init(server_.loop(), &tcp_);
-  tcp_.data = this;
+                                   uint16_t listener)
+    : server_(server), id_(id), gen_(gen), conn_cfg_(std::move(cfg)), listener_index_(listener) {
   timer_.owner = this;
 }
 
@@ -114,6 +116,7 @@ void ClientConnection::take_exchange() {
   if (x_ == nullptr) {
     x_ = free_exchanges.take();
     x_->reset();
+    x_->events.conn = this;
   }
 }
 
@@ -129,23 +132,27 @@ void ClientConnection::release_exchange() {
   x_ = nullptr;
 }
 
-bool ClientConnection::accept(uv_stream_t* listener) {
-  int rc = uv_accept(listener, reinterpret_cast<uv_stream_t*>(&tcp_));
-  if (rc != 0) {
-    close();
+bool ClientConnection::accept(int fd, const sockaddr_storage& peer) {
+  if (uv_poll_init(server_.loop(), &poll_, fd) != 0) {
+    // Not for a descriptor just accepted; but without a handle there is no
+    // close callback to wait for.
+    ::close(fd);
+    state_ = ClientState::Closing;
+    server_.release(this);
     return false;
   }
-  uv_tcp_nodelay(&tcp_, 1);
-  sockaddr_storage peer{};
-  int len = sizeof peer;
-  if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
-    if (!server_.admit(id_, peer)) {  // max_connections_per_ip: not a byte read
-      close();
-      return false;
-    }
+  poll_.data = this;
+  fd_ = fd;
+  int one = 1;
+  ::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (peer.ss_family == AF_INET || peer.ss_family == AF_INET6) {
     peer_known_ = true;
     peer_v6_ = peer.ss_family == AF_INET6;
     peer_ = peer_key(peer);
+    if (!server_.admit(id_, peer, &peer_, &peer_counted_)) {  // max_connections_per_ip
+      close();
+      return false;
+    }
   }
   transition(ClientState::Idle);
   update_read_state();
@@ -160,7 +167,7 @@ void ClientConnection::transition(ClientState next) {
 }
 
 void ClientConnection::arm_timer() {
-  const auto& t = listener_.timeouts;
+  const auto& t = listener().timeouts;
   config::Duration d{0};
   switch (state_) {
     case ClientState::Idle: d = t.idle; break;
@@ -218,58 +225,92 @@ void ClientConnection::update_read_state() {
   if (state_ == ClientState::Draining) want = false;
   if (want == reading_) return;
   reading_ = want;
-  auto* s = reinterpret_cast<uv_stream_t*>(&tcp_);
-  if (want) uv_read_start(s, &ClientConnection::on_alloc, &ClientConnection::on_read);
-  else uv_read_stop(s);
+  update_poll();
 }
 
-void ClientConnection::on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
-  *buf = static_cast<ClientConnection*>(h->data)->in_.writable();
+void ClientConnection::update_poll() {
+  if (state_ == ClientState::Closing) return;
+  const uint8_t want = (reading_ ? UV_READABLE : 0) | (writer_.queued() > 0 ? UV_WRITABLE : 0);
+  if (want == poll_events_) return;
+  poll_events_ = want;
+  if (want != 0) uv_poll_start(&poll_, want, &ClientConnection::on_poll);
+  else uv_poll_stop(&poll_);
 }
 
-void ClientConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*) {
-  auto* self = static_cast<ClientConnection*>(s->data);
-  if (nread == 0) return;
+void ClientConnection::on_poll(uv_poll_t* h, int status, int events) {
+  auto* self = static_cast<ClientConnection*>(h->data);
+  if (status < 0) {  // the socket has an error pending (a reset, say)
+    self->close();
+    return;
+  }
+  if (events & UV_WRITABLE) self->flush_output();
+  if ((events & UV_READABLE) && self->reading_ && self->state_ != ClientState::Closing) {
+    self->read_socket();
+  }
+}
+
+void ClientConnection::read_socket() {
+  // Like libuv's streams: read again only while reads fill the buffer, and
+  // a bounded number of times, so that one busy client cannot hold the loop.
+  for (int i = 0; i < 32 && reading_ && state_ != ClientState::Closing; ++i) {
+    uv_buf_t buf = in_.writable();
+    if (buf.len == 0) {  // full: the parser is paused until bytes are consumed
+      update_read_state();
+      return;
+    }
+    ssize_t n = ::read(fd_, buf.base, buf.len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      on_read(-errno);
+      return;
+    }
+    on_read(n == 0 ? static_cast<ssize_t>(UV_EOF) : n);
+    if (static_cast<size_t>(n) < buf.len) return;  // the socket is drained
+  }
+}
+
+void ClientConnection::on_read(ssize_t nread) {
   if (nread < 0) {
     // A client that finished its request and half-closed still gets its
     // response; any other EOF or error means the client is gone. Not while
     // queued, though: EOF there is far likelier a client that gave up than
     // a half-close, and a request nobody waits for must not take an app
     // thread (nginx and HAProxy's abortonclose judge it the same way).
-    bool request_in = (self->state_ == ClientState::Proxying ||
-                       self->state_ == ClientState::Routing ||
-                       self->state_ == ClientState::Connecting) &&
-                      self->x_->request_done;
+    bool request_in = (state_ == ClientState::Proxying ||
+                       state_ == ClientState::Routing ||
+                       state_ == ClientState::Connecting) &&
+                      x_->request_done;
     if (nread == UV_EOF && request_in) {
-      self->peer_eof_ = true;
-      self->x_->close_after_response = true;
-      self->reading_ = false;
-      uv_read_stop(s);
+      peer_eof_ = true;
+      x_->close_after_response = true;
+      reading_ = false;
+      update_poll();
       return;
     }
-    self->close();
+    close();
     return;
   }
-  self->in_.commit(static_cast<size_t>(nread));
-  if (self->state_ == ClientState::Tunnel) {
-    auto data = self->in_.readable();
-    self->in_.consume(data.size());
-    if (self->x_->upstream == nullptr || self->x_->upstream->send(data) != 0) {
-      self->close();
+  in_.commit(static_cast<size_t>(nread));
+  if (state_ == ClientState::Tunnel) {
+    auto data = in_.readable();
+    in_.consume(data.size());
+    if (x_->upstream == nullptr || x_->upstream->send(data) != 0) {
+      close();
       return;
     }
-    self->update_read_state();
+    update_read_state();
     return;
   }
-  if (self->state_ == ClientState::Idle) self->start_request_head();
-  self->process_input();
+  if (state_ == ClientState::Idle) start_request_head();
+  process_input();
 }
 
 void ClientConnection::start_request_head() {
   take_exchange();
   x_->reset();
   // A fresh parser per request: we only get here at a message boundary.
-  x_->parser.start(x_->head, *this, listener_.limits);
+  x_->parser.start(x_->head, x_->events, listener().limits);
   if (peer_known_) format_peer(peer_, peer_v6_, x_->head.client_ip);
   x_->started_ns = uv_hrtime();
   transition(ClientState::ReadingHead);
@@ -433,7 +474,7 @@ void ClientConnection::body_spill_failed() {
 bool ClientConnection::spill_response() {
   if (x_->cfg->buffering.max_response_file == 0) return false;
   if (!x_->response.configured()) {
-    x_->response.configure(server_.loop(), this,
+    x_->response.configure(server_.loop(), &x_->events,
                            {.memory_limit = 0, .temp_dir = x_->cfg->buffering.temp_dir});
   }
   x_->response_spilling = true;
@@ -511,7 +552,7 @@ void ClientConnection::read_body() {
   // Without buffer_request the body streams once kBodyBuffer is in memory,
   // so it never needs the file.
   const config::Buffering& b = x_->cfg->buffering;
-  x_->body.configure(server_.loop(), this,
+  x_->body.configure(server_.loop(), &x_->events,
                      {.memory_limit = x_->route->buffer_request ? b.request_memory : SIZE_MAX,
                       .temp_dir = b.temp_dir});
   if (x_->expect_continue && in_.empty()) {
@@ -582,6 +623,27 @@ void ClientConnection::shed(ShedReason reason) {
 void QueueEntry::on_slot_available() { conn->on_slot_available(); }
 void QueueEntry::on_shed(ShedReason reason) { conn->on_shed(reason); }
 
+void ExchangeEvents::on_upstream_ready() { conn->on_upstream_ready(); }
+void ExchangeEvents::on_upstream_head(ResponseHead& head) { conn->on_upstream_head(head); }
+void ExchangeEvents::on_upstream_body(const char* data, size_t len) {
+  conn->on_upstream_body(data, len);
+}
+void ExchangeEvents::on_upstream_done() { conn->on_upstream_done(); }
+void ExchangeEvents::on_upstream_error(UpstreamError err) { conn->on_upstream_error(err); }
+void ExchangeEvents::on_upstream_drained() { conn->on_upstream_drained(); }
+void ExchangeEvents::on_upstream_batch(bool begin) { conn->on_upstream_batch(begin); }
+void ExchangeEvents::on_upstream_tunnel_data(const char* data, size_t len) {
+  conn->on_upstream_tunnel_data(data, len);
+}
+bool ExchangeEvents::on_request_body(const char* at, size_t len) {
+  return conn->on_request_body(at, len);
+}
+bool ExchangeEvents::on_request_end() { return conn->on_request_end(); }
+void ExchangeEvents::on_spill_written(SpillBuffer& buffer) { conn->on_spill_written(buffer); }
+void ExchangeEvents::on_spill_read(SpillBuffer& buffer, const char* data, size_t len) {
+  conn->on_spill_read(buffer, data, len);
+}
+
 void ClientConnection::on_slot_available() {
   if (state_ != ClientState::Queued) return;
   upstream_metrics().queue_wait.observe_us((uv_hrtime() - x_->queued_ns) / 1000);
@@ -604,11 +666,11 @@ void ClientConnection::use_server(UpstreamServer* server) {
   transition(ClientState::Connecting);
   if (UpstreamConnection* idle = x_->pool->take_idle(server)) {
     x_->upstream = idle;
-    idle->attach(this);
+    idle->attach(&x_->events);
     on_upstream_ready();
     return;
   }
-  x_->upstream = UpstreamConnection::connect(server_.loop(), x_->pool, server, this);
+  x_->upstream = UpstreamConnection::connect(server_.loop(), x_->pool, server, &x_->events);
   if (x_->upstream == nullptr) retry_or_fail(UpstreamError::ConnectFailed);
 }
 
@@ -958,32 +1020,39 @@ void ClientConnection::write(std::string_view bytes) {
 
 void ClientConnection::write(const uv_buf_t* bufs, unsigned n) {
   if (state_ == ClientState::Closing) return;
-  if (writer_.write(reinterpret_cast<uv_stream_t*>(&tcp_), bufs, n) != 0) {
+  if (writer_.write(fd_, bufs, n) != 0) {
     close();
     return;
   }
-  if (writer_.queued() > 0 && state_ == ClientState::Proxying) arm_timer();
+  if (writer_.queued() > 0) {
+    update_poll();
+    if (state_ == ClientState::Proxying) arm_timer();
+  }
 }
 
-void ClientConnection::on_written(void* p, int status) {
-  auto* self = static_cast<ClientConnection*>(p);
-  if (self->state_ == ClientState::Closing) return;
-  if (status != 0) {
-    self->close();
+void ClientConnection::flush_output() {
+  const size_t before = writer_.queued();
+  if (writer_.flush(fd_) != 0) {
+    close();
     return;
   }
-  if (self->state_ == ClientState::Draining) {
-    if (self->writer_.queued() == 0) self->close();
+  update_poll();
+  if (writer_.queued() < before) after_write();
+}
+
+void ClientConnection::after_write() {
+  if (state_ == ClientState::Draining) {
+    if (writer_.queued() == 0) close();
     return;
   }
-  if (self->x_ != nullptr && self->x_->response_spilling) {
-    self->feed_response();  // the file, not the socket, decides when the app may send
-    if (self->state_ == ClientState::Closing) return;
-  } else if (self->writer_.queued() < kLowWater && self->x_ != nullptr &&
-             self->x_->upstream != nullptr) {
-    self->x_->upstream->resume_reading();
+  if (x_ != nullptr && x_->response_spilling) {
+    feed_response();  // the file, not the socket, decides when the app may send
+    if (state_ == ClientState::Closing) return;
+  } else if (writer_.queued() < kLowWater && x_ != nullptr &&
+             x_->upstream != nullptr) {
+    x_->upstream->resume_reading();
   }
-  if (self->state_ == ClientState::Proxying) self->arm_timer();
+  if (state_ == ClientState::Proxying) arm_timer();
 }
 
 UpstreamMetrics& ClientConnection::upstream_metrics() {
@@ -1042,7 +1111,12 @@ void ClientConnection::close() {
   }
   state_ = ClientState::Closing;
   server_.timers().cancel(timer_);
-  uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &ClientConnection::on_closed);
+  writer_.clear();
+  // uv_close stops the poll at once, so the descriptor may go now; the
+  // handle's memory (this connection) waits for the close callback.
+  uv_close(reinterpret_cast<uv_handle_t*>(&poll_), &ClientConnection::on_closed);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 void ClientConnection::on_closed(uv_handle_t* h) {

@@ -13,6 +13,8 @@ namespace sluice::proxy {
 
 namespace {
 constexpr int kBacklog = 1024;
+// Connections taken per wake-up of a listener.
+constexpr int kAcceptBatch = 256;
 
 // /dev/null costs nothing to hold and never blocks to open.
 int open_reserve() { return ::open("/dev/null", O_RDONLY | O_CLOEXEC); }
@@ -64,7 +66,14 @@ std::string socket_name(const sockaddr_storage& ss) {
 }
 
 Listener::~Listener() {
+  close();
   if (reserve_fd_ >= 0) ::close(reserve_fd_);
+}
+
+void Listener::close() {
+  poll_.close();  // stops polling before the descriptor goes
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::Listener& cfg,
@@ -76,59 +85,74 @@ Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::
   l->max_connections = cfg.max_connections;
   l->max_per_ip = cfg.max_connections_per_ip;
   l->on_accept_ = std::move(on_accept);
-  l->reserve_fd_ = open_reserve();
-  if (l->reserve_fd_ < 0) {
-    return unexpected("listener " + cfg.name + ": open /dev/null: " + std::strerror(errno));
-  }
-  auto tcp = UvHandle<uv_tcp_t>::create(uv_tcp_init, loop);
-  if (!tcp) return unexpected("listener " + cfg.name + ": " + tcp.error());
-  l->tcp_ = std::move(tcp).value();
-  l->tcp_->data = l.get();
-  auto fail = [&](const char* what, int rc) {
+  auto fail = [&](const char* what) {
     return unexpected("listener " + cfg.name + ": " + what + " " + cfg.listen.text + ": " +
-                      uv_strerror(rc));
+                      std::strerror(errno));
   };
-  int rc = uv_tcp_bind(l->tcp_.get(), cfg.listen.sa(), 0);
-  if (rc != 0) return fail("bind", rc);
-  rc = uv_listen(reinterpret_cast<uv_stream_t*>(l->tcp_.get()), kBacklog,
-                 &Listener::on_connection);
-  if (rc != 0) return fail("listen", rc);
+  l->reserve_fd_ = open_reserve();
+  if (l->reserve_fd_ < 0) return fail("open /dev/null for");
+  const sockaddr* sa = cfg.listen.sa();
+  l->fd_ = ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (l->fd_ < 0) return fail("socket for");
+  int one = 1;
+  // As every server does: a restart binds again while old connections
+  // linger in TIME_WAIT.
+  ::setsockopt(l->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(l->fd_, sa, len) != 0) return fail("bind");
+  if (::listen(l->fd_, kBacklog) != 0) return fail("listen");
   sockaddr_storage ss{};
-  int len = sizeof ss;
-  uv_tcp_getsockname(l->tcp_.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  socklen_t ss_len = sizeof ss;
+  ::getsockname(l->fd_, reinterpret_cast<sockaddr*>(&ss), &ss_len);
   l->bound_ = socket_name(ss);
+  auto poll = UvHandle<uv_poll_t>::create(uv_poll_init, loop, l->fd_);
+  if (!poll) return unexpected("listener " + cfg.name + ": " + poll.error());
+  l->poll_ = std::move(poll).value();
+  l->poll_->data = l.get();
+  uv_poll_start(l->poll_.get(), UV_READABLE, &Listener::on_readable);
   return l;
 }
 
-void Listener::on_connection(uv_stream_t* server, int status) {
-  auto* self = static_cast<Listener*>(server->data);
-  if (self == nullptr) return;
-  if (status != 0) {
-    // libuv calls again at once while the connection stays pending, so
-    // unless it is taken off the backlog here the loop spins.
-    if (status == UV_EMFILE || status == UV_ENFILE) self->shed_pending();
-    if (warn_now(server->loop, self->last_emfile_warn_ms_)) {
-      spdlog::warn("listener {}: accept: {}; pending connections are closed", self->name_,
-                   uv_strerror(status));
+void Listener::on_readable(uv_poll_t* handle, int status, int) {
+  auto* self = static_cast<Listener*>(handle->data);
+  if (self == nullptr || status < 0) return;
+  self->accept_pending();
+}
+
+void Listener::accept_pending() {
+  // A bounded batch: the poll is level-triggered, so what is left is taken
+  // on the next iteration, after the connections that are already open.
+  for (int i = 0; i < kAcceptBatch && fd_ >= 0; ++i) {
+    sockaddr_storage peer{};
+    socklen_t len = sizeof peer;
+    int c = ::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      const int err = errno;
+      // Left in the backlog, these would wake the loop again at once.
+      if (err == EMFILE || err == ENFILE) shed_pending();
+      if (warn_now(loop_, last_emfile_warn_ms_)) {
+        spdlog::warn("listener {}: accept: {}; pending connections are closed", name_,
+                     std::strerror(err));
+      }
+      return;
     }
-    return;
+    if (active >= max_connections) {
+      ::close(c);
+      continue;
+    }
+    on_accept_(*this, c, peer);
   }
-  if (self->active >= self->max_connections) {
-    accept_and_drop(server);
-    return;
-  }
-  self->on_accept_(*self, server);
 }
 
 void Listener::shed_pending() {
-  uv_os_fd_t fd = -1;
-  if (uv_fileno(tcp_.handle(), &fd) != 0) return;
   if (reserve_fd_ >= 0) {
     ::close(reserve_fd_);
     reserve_fd_ = -1;
   }
   for (;;) {
-    int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (c >= 0) {
       ::close(c);
       continue;
@@ -166,13 +190,6 @@ void Listener::release(const PeerKey& key) {
   auto it = per_ip_.find(key);
   if (it == per_ip_.end()) return;
   if (--it->second == 0) per_ip_.erase(it);
-}
-
-void accept_and_drop(uv_stream_t* server) {
-  auto tcp = UvHandle<uv_tcp_t>::create(uv_tcp_init, server->loop);
-  if (!tcp) return;
-  uv_accept(server, reinterpret_cast<uv_stream_t*>(tcp->get()));
-  // ~UvHandle closes it.
 }
 
 }  // namespace sluice::proxy

@@ -3,12 +3,14 @@
 // are accepted and closed at once, so the kernel's backlog never fills with
 // connections nobody will serve.
 //
+// The socket is ours and polled with a uv_poll_t, not a uv_tcp_t: accept4()
+// hands each connection over as a bare descriptor with its peer address,
+// and a client connection polls it itself (see client_connection.h).
+//
 // At EMFILE a ready listener whose connections cannot be accepted would
-// make the loop spin. libuv sheds them with a spare descriptor of its own,
-// but that one is per loop and can be lost to another thread opening a file
-// in the instant it is free; each Listener keeps its own reserve as well, and
-// when libuv reports EMFILE/ENFILE it closes the reserve, accepts and closes
-// what is pending, and opens the reserve again.
+// make the loop spin. Each Listener keeps a reserve descriptor: at
+// EMFILE/ENFILE it closes the reserve, accepts and closes what is pending,
+// and opens the reserve again.
 #pragma once
 
 #include <sys/socket.h>
@@ -43,8 +45,9 @@ void format_peer(const PeerKey& key, bool v6, std::string& out);
 
 class Listener {
  public:
-  // Called for each pending connection; must uv_accept() it (or close it).
-  using AcceptFn = std::function<void(Listener& self, uv_stream_t* server)>;
+  // Called for each accepted connection (non-blocking, close-on-exec); the
+  // callee owns `fd` and must close it if it does not keep it.
+  using AcceptFn = std::function<void(Listener& self, int fd, const sockaddr_storage& peer)>;
 
   static Result<std::unique_ptr<Listener>> bind(uv_loop_t* loop, const config::Listener& cfg,
                                                 AcceptFn on_accept);
@@ -55,7 +58,7 @@ class Listener {
   const config::SocketAddress& address() const { return address_; }
 
   // Stops accepting; established connections are not touched.
-  void close() { tcp_.close(); }
+  void close();
 
   // Reload: the same socket under new settings.
   void reconfigure(const config::Listener& cfg) {
@@ -82,13 +85,15 @@ class Listener {
 
  private:
   Listener() = default;
-  static void on_connection(uv_stream_t* server, int status);
+  static void on_readable(uv_poll_t* handle, int status, int events);
+  void accept_pending();
   // EMFILE/ENFILE: frees the reserve descriptor, accepts and closes every
   // pending connection, takes the reserve again.
   void shed_pending();
 
   uv_loop_t* loop_ = nullptr;
-  UvHandle<uv_tcp_t> tcp_;
+  UvHandle<uv_poll_t> poll_;
+  int fd_ = -1;
   int reserve_fd_ = -1;
   std::unordered_map<PeerKey, uint32_t, PeerKeyHash> per_ip_;  // open connections per address
   // At most one warning a second each: a flood must not flood the log too.
@@ -102,8 +107,5 @@ class Listener {
 
 // "127.0.0.1:8080" or "[::1]:8080" for a bound or peer address.
 std::string socket_name(const sockaddr_storage& ss);
-
-// Accepts one pending connection and closes it: the answer past a limit.
-void accept_and_drop(uv_stream_t* server);
 
 }  // namespace sluice::proxy

@@ -1,6 +1,7 @@
 #include "proxy/server.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include "proxy/client_connection.h"
 
@@ -62,7 +63,7 @@ Result<bool> Server::start() {
 }
 
 Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc) {
-  auto l = Listener::bind(loop_, lc, [this](Listener& self, uv_stream_t* s) { on_accept(self, s); });
+  auto l = Listener::bind(loop_, lc, [this](Listener& self, int fd, const sockaddr_storage& peer) { on_accept(self, fd, peer); });
   if (l) spdlog::info("listener {} listening on {}", lc.name, (*l)->bound());
   return l;
 }
@@ -164,9 +165,13 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   return true;
 }
 
-void Server::on_accept(Listener& l, uv_stream_t* server) {
-  if (draining_) {
-    accept_and_drop(server);
+void Server::on_accept(Listener& l, int fd, const sockaddr_storage& peer) {
+  size_t lc = cfg_->listeners.size();
+  for (size_t i = 0; i < cfg_->listeners.size(); ++i) {
+    if (cfg_->listeners[i].name == l.name()) lc = i;
+  }
+  if (draining_ || lc == cfg_->listeners.size()) {  // shutting down, or a listener the config no longer has
+    ::close(fd);
     return;
   }
   ConnId id;
@@ -178,27 +183,18 @@ void Server::on_accept(Listener& l, uv_stream_t* server) {
     slots_.emplace_back();
   }
   Slot& slot = slots_[id];
-  const config::Listener* lc = nullptr;
-  for (const auto& c : cfg_->listeners) {
-    if (c.name == l.name()) lc = &c;
-  }
-  if (lc == nullptr) {  // a listener the current config no longer has
-    accept_and_drop(server);
-    return;
-  }
   ++metrics_.connections_accepted;
-  slot.conn = new ClientConnection(*this, id, slot.gen, cfg_, *lc);
+  slot.conn = new ClientConnection(*this, id, slot.gen, cfg_, static_cast<uint16_t>(lc));
   slot.listener = &l;
   ++l.active;
   ++live_;
-  slot.conn->accept(server);
+  slot.conn->accept(fd, peer);
 }
 
 void Server::release(ClientConnection* conn) {
   Slot& slot = slots_[conn->id()];
   if (slot.listener) --slot.listener->active;
-  if (slot.peer_counted) slot.listener->release(slot.peer);
-  slot.peer_counted = false;
+  if (const PeerKey* peer = conn->counted_peer()) slot.listener->release(*peer);
   ++slot.gen;  // results still on a worker for this slot are now stale
   slot.conn = nullptr;
   slot.listener = nullptr;
@@ -208,10 +204,11 @@ void Server::release(ClientConnection* conn) {
   if (draining_) maybe_finish_shutdown();
 }
 
-bool Server::admit(ConnId id, const sockaddr_storage& peer) {
+bool Server::admit(ConnId id, const sockaddr_storage& peer, PeerKey* key, bool* counted) {
   Slot& slot = slots_[id];
+  *counted = false;
   if (slot.listener == nullptr) return true;
-  return slot.listener->admit(peer, &slot.peer, &slot.peer_counted);
+  return slot.listener->admit(peer, key, counted);
 }
 
 bool Server::submit(RouteJob& job) { return workers_->try_submit(job); }

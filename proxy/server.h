@@ -70,23 +70,24 @@ class Server {
   void reopen_logs() { access_log_->reopen(); }
   void release(ClientConnection* conn);  // its handles have closed
   // max_connections_per_ip, once the connection in slot `id` knows its
-  // peer: false if it must be closed at once.
-  bool admit(ConnId id, const sockaddr_storage& peer);
+  // peer: false if it must be closed at once. Otherwise *counted says
+  // whether it was counted under *key, which the connection keeps and
+  // gives back through counted_peer() when it is released.
+  bool admit(ConnId id, const sockaddr_storage& peer, PeerKey* key, bool* counted);
 
   size_t connection_count() const { return live_; }
   const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
 
  private:
   static constexpr WorkerPoolStats kNoWorkerStats{};
+  // 24 bytes per connection; the peer address is the connection's own.
   struct Slot {
     ClientConnection* conn = nullptr;
     Listener* listener = nullptr;
     uint32_t gen = 0;
-    bool peer_counted = false;  // counted in listener's per-IP table under `peer`
-    PeerKey peer;
   };
 
-  void on_accept(Listener& l, uv_stream_t* server);
+  void on_accept(Listener& l, int fd, const sockaddr_storage& peer);
   Result<std::unique_ptr<Listener>> bind(const config::Listener& lc);
   void on_routed(RouteResult&& r);
   void maybe_finish_shutdown();
