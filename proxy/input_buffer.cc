@@ -7,23 +7,44 @@
 namespace sluice::proxy {
 
 namespace {
-struct Block {
-  char bytes[InputBuffer::kBlockSize];
+template <size_t N>
+struct Bytes {
+  char bytes[N];
 };
-struct LargeBlock {
-  char bytes[InputBuffer::kLargeBlockSize];
-};
+using SmallBytes = Bytes<InputBuffer::kSmallSize>;
+using BlockBytes = Bytes<InputBuffer::kBlockSize>;
+using LargeBytes = Bytes<InputBuffer::kLargeBlockSize>;
 // Loop thread only (every connection lives on the loop), so no lock.
-// At most 64 MiB of spare blocks of each size.
-thread_local FreeList<Block, 4096> free_blocks;
-thread_local FreeList<LargeBlock, 256> free_large_blocks;
+// At most 8, 64 and 64 MiB of spare blocks.
+thread_local FreeList<SmallBytes, 4096> free_small_blocks;
+thread_local FreeList<BlockBytes, 4096> free_blocks;
+thread_local FreeList<LargeBytes, 256> free_large_blocks;
 }  // namespace
 
+char* InputBuffer::take(Size s) {
+  switch (s) {
+    case Small: return free_small_blocks.take()->bytes;
+    case Block: return free_blocks.take()->bytes;
+    case Large: break;
+  }
+  return free_large_blocks.take()->bytes;
+}
+
+void InputBuffer::give(Size s, char* block) {
+  switch (s) {
+    case Small: free_small_blocks.give(reinterpret_cast<SmallBytes*>(block)); return;
+    case Block: free_blocks.give(reinterpret_cast<BlockBytes*>(block)); return;
+    case Large: free_large_blocks.give(reinterpret_cast<LargeBytes*>(block)); return;
+  }
+}
+
 uv_buf_t InputBuffer::writable() {
-  if (want_large_ && data_ != nullptr && !large_ && empty()) release();
+  // Up from a small block at once (it is cheap to copy, and a paused
+  // parser must not wait on 2 KiB); to the large one once drained.
+  if (data_ != nullptr && want_ > size_ && (empty() || size_ == Small)) move_up();
   if (data_ == nullptr) {
-    large_ = want_large_;
-    data_ = large_ ? free_large_blocks.take()->bytes : free_blocks.take()->bytes;
+    size_ = want_;
+    data_ = take(size_);
     begin_ = end_ = 0;
   }
   const size_t cap = capacity();
@@ -40,17 +61,27 @@ void InputBuffer::consume(size_t n) {
   if (begin_ == end_) begin_ = end_ = 0;
 }
 
+void InputBuffer::move_up() {
+  char* next = take(want_);
+  const uint32_t n = end_ - begin_;
+  std::memcpy(next, data_ + begin_, n);
+  give(size_, data_);
+  data_ = next;
+  begin_ = 0;
+  end_ = n;
+  size_ = want_;
+  // A connection that outgrew its small block stays at 16 KiB.
+  if (floor_ < Block && size_ >= Block) floor_ = Block;
+}
+
 void InputBuffer::release() {
   if (data_ == nullptr) return;
-  if (large_) {
-    free_large_blocks.give(reinterpret_cast<LargeBlock*>(data_));
-    want_large_ = false;  // the next exchange starts small again
-  } else {
-    free_blocks.give(reinterpret_cast<Block*>(data_));
-  }
+  give(size_, data_);
   data_ = nullptr;
-  large_ = false;
   begin_ = end_ = 0;
+  // The next exchange starts at the floor again: a bulk transfer now says
+  // nothing of the next one.
+  size_ = want_ = floor_;
 }
 
 }  // namespace sluice::proxy

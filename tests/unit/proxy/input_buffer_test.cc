@@ -18,22 +18,32 @@ size_t read_into(InputBuffer& in, const std::string& bytes) {
   return n;
 }
 
-TEST_CASE("input buffer: lazy block, small reads stay in 16 KiB", "[input_buffer]") {
+// Moves a fresh buffer up to 16 KiB blocks; it is left empty, holding none.
+void grow_to_block_size(InputBuffer& in) {
+  read_into(in, std::string(InputBuffer::kSmallSize, 's'));
+  in.consume(InputBuffer::kSmallSize);
+  in.writable();
+  in.release_if_empty();
+  REQUIRE(in.capacity() == 0);
+}
+
+TEST_CASE("input buffer: lazy block, small reads stay in 2 KiB", "[input_buffer]") {
   InputBuffer in;
   CHECK(in.capacity() == 0);
   CHECK(read_into(in, "GET / HTTP/1.1\r\n\r\n") == 18);
-  CHECK(in.capacity() == InputBuffer::kBlockSize);
+  CHECK(in.capacity() == InputBuffer::kSmallSize);
   CHECK(in.readable() == "GET / HTTP/1.1\r\n\r\n");
   in.consume(18);
   in.release_if_empty();
   CHECK(in.capacity() == 0);
   read_into(in, "x");
-  CHECK(in.capacity() == InputBuffer::kBlockSize);
+  CHECK(in.capacity() == InputBuffer::kSmallSize);
 }
 
-TEST_CASE("input buffer: a read that fills the block moves to a large one once drained",
+TEST_CASE("input buffer: a read that fills a 16 KiB block moves to a large one once drained",
           "[input_buffer]") {
   InputBuffer in;
+  grow_to_block_size(in);
   std::string big(1024 * 1024, 'b');
   CHECK(read_into(in, big) == InputBuffer::kBlockSize);
   CHECK(in.full());
@@ -50,7 +60,8 @@ TEST_CASE("input buffer: a read that fills the block moves to a large one once d
   CHECK(in.capacity() == InputBuffer::kLargeBlockSize);
   CHECK(in.readable().size() == InputBuffer::kLargeBlockSize);
   in.consume(InputBuffer::kLargeBlockSize);
-  // An idle moment gives the large block back; the next exchange starts small.
+  // An idle moment gives the large block back; the next exchange starts
+  // at 16 KiB again, where this connection had got to.
   in.release_if_empty();
   CHECK(in.capacity() == 0);
   read_into(in, "GET");
@@ -59,6 +70,7 @@ TEST_CASE("input buffer: a read that fills the block moves to a large one once d
 
 TEST_CASE("input buffer: bytes survive compaction in a large block", "[input_buffer]") {
   InputBuffer in;
+  grow_to_block_size(in);
   std::string fill(InputBuffer::kBlockSize, 'f');
   read_into(in, fill);
   in.consume(fill.size());
@@ -70,6 +82,43 @@ TEST_CASE("input buffer: bytes survive compaction in a large block", "[input_buf
   uv_buf_t room = in.writable();
   CHECK(room.len == InputBuffer::kLargeBlockSize - 100);
   CHECK(in.readable() == tail);
+}
+
+TEST_CASE("input buffer: a client starts at 2 KiB and moves up to 16 KiB for good",
+          "[input_buffer]") {
+  InputBuffer in;
+  CHECK(read_into(in, "GET / HTTP/1.1\r\n\r\n") == 18);
+  CHECK(in.capacity() == InputBuffer::kSmallSize);
+  in.consume(18);
+  in.release_if_empty();
+  CHECK(in.capacity() == 0);
+
+  // A long head fills the small block; what is buffered moves up with it.
+  std::string head(5000, 'h');
+  CHECK(read_into(in, head) == InputBuffer::kSmallSize);
+  CHECK(in.full());
+  in.consume(100);  // the parser took a little, and is paused
+  uv_buf_t room = in.writable();
+  CHECK(in.capacity() == InputBuffer::kBlockSize);
+  CHECK(room.len == InputBuffer::kBlockSize - (InputBuffer::kSmallSize - 100));
+  CHECK(in.readable() == head.substr(100, InputBuffer::kSmallSize - 100));
+
+  // It stays at 16 KiB on this connection: the next head gets one read.
+  in.consume(in.readable().size());
+  in.release_if_empty();
+  CHECK(read_into(in, head) == head.size());
+  CHECK(in.capacity() == InputBuffer::kBlockSize);
+}
+
+TEST_CASE("input buffer: a full small block moves up even while the parser waits",
+          "[input_buffer]") {
+  InputBuffer in;
+  std::string pipelined(InputBuffer::kSmallSize, 'p');
+  read_into(in, pipelined);
+  // Nothing consumed: without the move the connection could not read on.
+  uv_buf_t room = in.writable();
+  CHECK(room.len == InputBuffer::kBlockSize - InputBuffer::kSmallSize);
+  CHECK(in.readable() == pipelined);
 }
 
 }  // namespace
