@@ -73,6 +73,12 @@ void AccessLog::reopen() {
 
 uint64_t AccessLog::dropped() const { return writer_ ? writer_->dropped() : 0; }
 
+void AccessLog::retire() {
+  if (writer_) writer_->stop();
+}
+
+bool AccessLog::finished() const { return writer_ == nullptr || writer_->finished(); }
+
 void AccessLog::update_stamps() {
   int64_t now = static_cast<int64_t>(std::time(nullptr));
   if (now == stamp_second_) return;

@@ -48,6 +48,12 @@ class AccessLog {
   // Lines dropped because the writer could not keep up (or could not write).
   uint64_t dropped() const;
 
+  // Replaced by a reload: no more lines come, and what is queued is written
+  // out in the background. Destroying the log blocks until then, unless
+  // finished() says it is done.
+  void retire();
+  bool finished() const;
+
  private:
   AccessLog() = default;
   void update_stamps();

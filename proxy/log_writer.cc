@@ -52,13 +52,17 @@ LogWriter::LogWriter(int fd, std::string path, size_t capacity)
 }
 
 LogWriter::~LogWriter() {
+  stop();
+  thread_.join();
+  if (!path_.empty()) ::close(fd_);
+}
+
+void LogWriter::stop() {
   {
     std::lock_guard lock(mu_);
     stop_.store(true, std::memory_order_release);
   }
   cv_.notify_one();
-  thread_.join();
-  if (!path_.empty()) ::close(fd_);
 }
 
 LogWriter::Line LogWriter::begin_line() {
@@ -114,7 +118,10 @@ void LogWriter::run() {
       if (!stopping && !big) std::this_thread::sleep_for(kGather);
       continue;
     }
-    if (stopping) return;
+    if (stopping) {
+      finished_.store(true, std::memory_order_release);
+      return;
+    }
     std::unique_lock lock(mu_);
     sleeping_.store(true, std::memory_order_seq_cst);
     cv_.wait(lock, [&] {

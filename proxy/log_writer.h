@@ -36,8 +36,15 @@ class LogWriter {
   static std::unique_ptr<LogWriter> open_stdout(size_t capacity = kDefaultCapacity);
 
   // Writes out everything queued, then joins the writer: replacing a log on
-  // reload loses none of its lines.
+  // reload loses none of its lines. Blocks while the writer drains, so the
+  // event loop calls stop() first and destroys the writer once finished().
   ~LogWriter();
+
+  // No more lines come: the writer writes out what is queued and exits. Does
+  // not wait for it (the disk may be slow). Producer thread; idempotent.
+  void stop();
+  // The writer has written everything and exited: destroying it is instant.
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
   LogWriter(const LogWriter&) = delete;
   LogWriter& operator=(const LogWriter&) = delete;
 
@@ -116,6 +123,7 @@ class LogWriter {
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stop_{false};
   std::atomic<bool> reopen_{false};
+  std::atomic<bool> finished_{false};
 
   // Used by the writer thread only once it runs.
   int fd_;

@@ -154,7 +154,15 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   for (auto& [name, pool] : pools_) retired_pools_.push_back(std::move(pool));
   pools_ = std::move(pools);
   std::erase_if(retired_pools_, [](const auto& p) { return p->quiet(); });
-  if (new_log) access_log_ = std::move(new_log);
+  if (new_log) {
+    // The old log's writer drains on its own thread: a slow disk must not
+    // hold the loop. Finished ones are destroyed at the next reload, the
+    // rest when the server goes.
+    std::erase_if(retired_logs_, [](const auto& l) { return l->finished(); });
+    access_log_->retire();
+    retired_logs_.push_back(std::move(access_log_));
+    access_log_ = std::move(new_log);
+  }
   if (admin_changed) admin_ = std::move(new_admin);
   if (next->workers != cfg_->workers) {
     spdlog::warn("workers: {} -> {} takes effect at the next restart", cfg_->workers,

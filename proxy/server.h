@@ -105,6 +105,7 @@ class Server {
   std::vector<std::unique_ptr<UpstreamPool>> retired_pools_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
   std::unique_ptr<AccessLog> access_log_;
+  std::vector<std::unique_ptr<AccessLog>> retired_logs_;  // replaced by reloads, draining
   std::unique_ptr<AdminServer> admin_;
   Metrics metrics_;
 

@@ -215,6 +215,55 @@ TEST_CASE("log writer: a stuck writer drops new lines and counts them; the kept 
   CHECK(lines.front() == line_text(0));
 }
 
+TEST_CASE("log writer: stop() returns at once while a stuck writer drains; finished() says when",
+          "[log_writer]") {
+  // What a reload does with the log it replaces: the loop must not wait on
+  // a disk (here, a FIFO nobody reads) to let go of it.
+  TempDir dir;
+  const std::string path = dir.file("fifo");
+  REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+  int rd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK);
+  REQUIRE(rd >= 0);
+  ::fcntl(rd, F_SETPIPE_SZ, 4096);
+  auto w = LogWriter::open_file(path, 64 * 1024);
+  REQUIRE(w);
+  uint64_t kept = 0;
+  for (uint64_t i = 0; i < 2000; ++i) {
+    const uint64_t before = (*w)->dropped();
+    put(**w, line_text(i));
+    kept += (*w)->dropped() == before;
+  }
+  std::this_thread::sleep_for(50ms);  // the writer is blocked in write() now
+  REQUIRE((*w)->queued_bytes() > 0);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  (*w)->stop();
+  (*w)->stop();  // idempotent
+  CHECK(std::chrono::steady_clock::now() - t0 < 100ms);
+  std::this_thread::sleep_for(50ms);
+  CHECK_FALSE((*w)->finished());
+
+  // The reader comes back: everything queued arrives, then finished().
+  // (The FIFO stays open for writing until the writer is destroyed, so
+  // reads stay non-blocking: an empty FIFO reads as EAGAIN, not EOF.)
+  std::string received;
+  char buf[65536];
+  for (int i = 0; i < 2000 && !(*w)->finished(); ++i) {
+    pollfd p{rd, POLLIN, 0};
+    if (::poll(&p, 1, 5) > 0) {
+      ssize_t n = ::read(rd, buf, sizeof buf);
+      if (n > 0) received.append(buf, static_cast<size_t>(n));
+    }
+  }
+  CHECK((*w)->finished());
+  for (ssize_t n; (n = ::read(rd, buf, sizeof buf)) > 0;) received.append(buf, static_cast<size_t>(n));
+  CHECK(count_lines(received) == kept);
+  const auto t1 = std::chrono::steady_clock::now();
+  w->reset();  // finished: destroying it does not wait
+  CHECK(std::chrono::steady_clock::now() - t1 < 100ms);
+  ::close(rd);
+}
+
 TEST_CASE("log writer: reopen() after a rotation moves new lines to a new file",
           "[log_writer]") {
   TempDir dir;
