@@ -409,7 +409,7 @@ measure_idle() {
   if grep -q '^ready' "$WORK/idle.$t.log"; then
     sleep 1  # let the proxy settle (upstream connections back in the pool)
     after=$(rss_kib "${PID[$t]}")
-    record "$t" idle "$(awk -v d=$((after - before)) -v n="$n" 'BEGIN { printf "%.2f\n", d / n }')"
+    record "$t" idle "$(awk -v d=$((after - before)) -v n="$n" 'BEGIN { printf "%.0f\n", d * 1024 / n }')"
   else
     log "idle connections failed for $t: $(tail -c 300 "$WORK/idle.$t.log")"
     record "$t" idle n/a
@@ -467,6 +467,67 @@ versions() {
   echo "- sluice-backend and sluice built with: $(c++ --version | head -1)"
 }
 
+# The best (highest or lowest) median of metric $2 over the peers listed
+# after it that were measured; n/a if none was.
+best_of() {
+  local dir=$1 m=$2 t v out=n/a
+  shift 2
+  for t in "$@"; do
+    [[ " $TARGETS " == *" $t "* ]] || continue
+    v=$(median "$WORK/res.$t.$m")
+    [[ $v == n/a ]] && continue
+    if [[ $out == n/a ]] || awk -v a="$v" -v b="$out" -v d="$dir" \
+      'BEGIN { exit !((d == "max") ? a > b : a < b) }'; then out=$v; fi
+  done
+  echo "$out"
+}
+
+# ratio A B: A / B to two places, n/a if either is.
+ratio() {
+  if [[ $1 == n/a || $2 == n/a ]]; then echo n/a; else awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; fi
+}
+
+# yes/no for "A OP B" (OP: ge or le), n/a if either is.
+holds() {
+  if [[ $2 == n/a || $3 == n/a ]]; then echo n/a; return; fi
+  awk -v a="$2" -v b="$3" -v op="$1" 'BEGIN { ok = (op == "ge") ? a >= b : a <= b; print ok ? "yes" : "no" }'
+}
+
+# Issue 7's targets for each sluice target of this run, against the peers
+# of the same run: (a) nginx 2 workers and HAProxy 2 threads, the rest
+# against every peer measured.
+targets_table() {
+  local t peers2=(nginx2 haproxy2) peers=(nginx1 nginx2 haproxy1 haproxy2 haproxy1-bp)
+  local rps99 best_rps best_p99 best_add99 best_down best_up best_idle
+  best_rps=$(best_of max rps "${peers2[@]}")
+  best_p99=$(best_of min p99 "${peers2[@]}")
+  best_add99=$(best_of min addp99c1 "${peers[@]}")
+  best_down=$(best_of max down "${peers[@]}")
+  best_up=$(best_of max up "${peers[@]}")
+  best_idle=$(best_of min idle "${peers[@]}")
+  for t in sluice sluice-bp; do
+    [[ " $TARGETS " == *" $t "* ]] || continue
+    local rps p99 add50 add99 down up idle r_rps r_down r_up r_idle
+    rps=$(median "$WORK/res.$t.rps") p99=$(median "$WORK/res.$t.p99")
+    add50=$(median "$WORK/res.$t.addp50c1") add99=$(median "$WORK/res.$t.addp99c1")
+    down=$(median "$WORK/res.$t.down") up=$(median "$WORK/res.$t.up") idle=$(median "$WORK/res.$t.idle")
+    r_rps=$(ratio "$rps" "$best_rps") r_down=$(ratio "$down" "$best_down")
+    r_up=$(ratio "$up" "$best_up") r_idle=$(ratio "$idle" "$best_idle")
+    echo
+    echo "Targets for $(label "$t"), against the best peer of this run:"
+    echo
+    echo "| target | sluice | best peer | ratio | met? |"
+    echo "|---|---:|---:|---:|---|"
+    echo "| (a) req/s, 64 conns, ≥ 1.25× nginx 2 workers / HAProxy 2 threads | $(fmt %.0f "$rps") | $(fmt %.0f "$best_rps") | $r_rps | $(holds ge "$r_rps" 1.25) |"
+    echo "| (a) p99 no worse | $(fmt '%.0f µs' "$p99") | $(fmt '%.0f µs' "$best_p99") | $(ratio "$p99" "$best_p99") | $(holds le "$p99" "$best_p99") |"
+    echo "| (b) added p50, 1 conn, ≤ 40 µs | $(fmt '%+.0f µs' "$add50") | — | — | $(holds le "$add50" 40) |"
+    echo "| (b) added p99, 1 conn, no worse | $(fmt '%+.0f µs' "$add99") | $(fmt '%+.0f µs' "$best_add99") | — | $(holds le "$add99" "$best_add99") |"
+    echo "| (c) 10 MiB download MB/s, ≥ 1.25× | $(fmt %.0f "$down") | $(fmt %.0f "$best_down") | $r_down | $(holds ge "$r_down" 1.25) |"
+    echo "| (c) 10 MiB upload MB/s, ≥ 1.25× | $(fmt %.0f "$up") | $(fmt %.0f "$best_up") | $r_up | $(holds ge "$r_up" 1.25) |"
+    echo "| (d) RSS per idle conn, ≤ 0.75× | $(fmt '%.0f B' "$idle") | $(fmt '%.0f B' "$best_idle") | $r_idle | $(holds le "$r_idle" 0.75) |"
+  done
+}
+
 report() {
   local t
   for t in $TARGETS; do
@@ -497,8 +558,9 @@ report() {
         "| $(fmt '%.0f µs' "$(median "$WORK/res.$t.p99")")" \
         "| $(fmt '%.1f µs' "$(median "$WORK/res.$t.cpu")") | $add50 | $add99" \
         "| $(fmt %.0f "$(median "$WORK/res.$t.down")") | $(fmt %.0f "$(median "$WORK/res.$t.up")")" \
-        "| $(fmt '%.1f KiB' "$(median "$WORK/res.$t.idle")") |"
+        "| $(fmt '%.0f B' "$(median "$WORK/res.$t.idle")") |"
     done
+    targets_table
     echo
     echo "Backend alone, one connection: p50 $(fmt '%.0f µs' "$(median "$WORK/res.direct.p50c1")")," \
       "p99 $(fmt '%.0f µs' "$(median "$WORK/res.direct.p99c1")") (the added columns are relative to these)."
