@@ -236,6 +236,17 @@ std::string AdminServer::render_metrics() const {
   line(out, "sluice_connections_accepted_total", {}, static_cast<double>(m.connections_accepted));
   help(out, "sluice_connections_open", "gauge", "Client connections open now.");
   line(out, "sluice_connections_open", {}, static_cast<double>(server_.connection_count()));
+  help(out, "sluice_connections_refused_total", "counter",
+       "Client connections accepted and closed at once: over max_connections, over "
+       "max_connections_per_ip, or shed when out of file descriptors.");
+  for (const auto& l : server_.listeners()) {
+    for (size_t r = 0; r < Listener::kRefusals; ++r) {
+      line(out, "sluice_connections_refused_total",
+           {{"listener", l->name()},
+            {"reason", Listener::refusal_name(static_cast<Listener::Refusal>(r))}},
+           static_cast<double>(l->refused[r]));
+    }
+  }
   help(out, "sluice_access_log_dropped_total", "counter",
        "Access-log lines dropped because the writer could not keep up.");
   line(out, "sluice_access_log_dropped_total", {},

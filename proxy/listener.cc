@@ -140,6 +140,7 @@ void Listener::accept_pending() {
     }
     if (active >= max_connections) {
       ::close(c);
+      ++refused[MaxConnections];
       continue;
     }
     on_accept_(*this, c, peer);
@@ -155,6 +156,7 @@ void Listener::shed_pending() {
     int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
     if (c >= 0) {
       ::close(c);
+      ++refused[FdLimit];
       continue;
     }
     if (errno == EINTR || errno == ECONNABORTED) continue;
@@ -169,6 +171,7 @@ bool Listener::admit(const sockaddr_storage& peer, PeerKey* key, bool* counted) 
   *key = peer_key(peer);
   uint32_t& n = per_ip_[*key];
   if (n >= max_per_ip) {
+    ++refused[MaxPerIp];
     if (warn_now(loop_, last_per_ip_warn_ms_)) {
       char ip[64] = "";
       if (peer.ss_family == AF_INET6) {
@@ -184,6 +187,16 @@ bool Listener::admit(const sockaddr_storage& peer, PeerKey* key, bool* counted) 
   ++n;
   *counted = true;
   return true;
+}
+
+const char* Listener::refusal_name(Refusal r) {
+  switch (r) {
+    case MaxConnections: return "max_connections";
+    case MaxPerIp: return "max_connections_per_ip";
+    case FdLimit: return "fd_limit";
+    case kRefusals: break;
+  }
+  return "?";
 }
 
 void Listener::release(const PeerKey& key) {

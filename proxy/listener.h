@@ -83,6 +83,11 @@ class Listener {
   uint32_t max_connections = 0;
   uint32_t max_per_ip = 0;    // 0: no limit
 
+  // Connections accepted and closed at once, by reason (for /metrics).
+  enum Refusal : uint8_t { MaxConnections, MaxPerIp, FdLimit, kRefusals };
+  static const char* refusal_name(Refusal r);
+  std::array<uint64_t, kRefusals> refused{};
+
  private:
   Listener() = default;
   static void on_readable(uv_poll_t* handle, int status, int events);

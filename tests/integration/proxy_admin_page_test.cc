@@ -24,12 +24,10 @@ TEST_CASE("admin page: Chromium renders listeners, routes and servers", "[admin_
       "    servers: [ { address: \"127.0.0.1:{B0}\", max_concurrent: 8 } ]\n"
       "admin: { listen: \"127.0.0.1:0\" }\n"
       "logging: { level: info, access_log: { path: \"off\" } }\n");
-  std::string line;
-  REQUIRE(f.sluice().process().wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
-  std::string admin = line.substr(line.rfind("127.0.0.1:"));
+  const uint16_t admin = admin_port(f.sluice());
   for (int i = 0; i < 5; ++i) REQUIRE(get(f.port(), "/").status == 200);
 
-  auto page = get(static_cast<uint16_t>(std::stoi(admin.substr(admin.find(':') + 1))), "/");
+  auto page = get(admin, "/");
   REQUIRE(page.status == 200);
   CHECK(page.header("Content-Type") == "text/html; charset=utf-8");
 
@@ -41,13 +39,13 @@ TEST_CASE("admin page: Chromium renders listeners, routes and servers", "[admin_
                     "--disable-component-update", "--disable-sync",
                     "--user-data-dir=" + std::string(SLUICE_BINARY_DIR) + "/chromium-profile",
                     "--window-size=1280,760", "--virtual-time-budget=4000",
-                    "--screenshot=" + shot, "http://" + admin + "/"});
+                    "--screenshot=" + shot, "http://127.0.0.1:" + std::to_string(admin) + "/"});
   REQUIRE(chromium.wait_exit(60s) == 0);
   Process dom({"chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                "--no-first-run", "--disable-background-networking", "--disable-component-update",
                "--disable-sync",
                "--user-data-dir=" + std::string(SLUICE_BINARY_DIR) + "/chromium-profile",
-               "--virtual-time-budget=4000", "--dump-dom", "http://" + admin + "/"});
+               "--virtual-time-budget=4000", "--dump-dom", "http://127.0.0.1:" + std::to_string(admin) + "/"});
   REQUIRE(dom.wait_exit(60s) == 0);
   std::string html = dom.output();
   INFO(html.substr(0, 4000));

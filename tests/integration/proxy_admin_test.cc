@@ -26,19 +26,6 @@ const char* kAdminConfig =
     "admin: { listen: \"127.0.0.1:0\" }\n"
     "logging: { level: info, access_log: { path: \"off\" } }\n";
 
-uint16_t admin_port(Sluice& s) {
-  std::string line;
-  REQUIRE(s.process().wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
-  return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
-}
-
-// The value of one sample line, e.g. `name{labels}`; -1 when absent.
-double sample(const std::string& metrics, const std::string& series) {
-  size_t at = metrics.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(metrics.substr(at + series.size() + 2));
-}
-
 TEST_CASE("admin: /metrics counts requests, sheds and in-flight per server", "[admin]") {
   ProxyFixture f(kAdminConfig);
   uint16_t admin = admin_port(f.sluice());
@@ -58,19 +45,19 @@ TEST_CASE("admin: /metrics counts requests, sheds and in-flight per server", "[a
   std::string m = get(admin, "/metrics").body;
   INFO(m);
   const std::string server = "server=\"127.0.0.1:" + std::to_string(f.backend().port()) + "\"";
-  CHECK(sample(m, "sluice_upstream_in_flight{upstream=\"app\"," + server + "}") == 1);
-  CHECK(sample(m, "sluice_upstream_limit{upstream=\"app\"," + server + "}") == 1);
+  CHECK(metric_sample(m, "sluice_upstream_in_flight{upstream=\"app\"," + server + "}") == 1);
+  CHECK(metric_sample(m, "sluice_upstream_limit{upstream=\"app\"," + server + "}") == 1);
   t.join();
   REQUIRE(slow.status == 200);
 
   m = get(admin, "/metrics").body;
-  CHECK(sample(m, "sluice_requests_total{route=\"app\",class=\"2xx\"}") == 4);
-  CHECK(sample(m, "sluice_requests_total{route=\"app\",class=\"5xx\"}") == 1);
-  CHECK(sample(m, "sluice_upstream_shed_total{upstream=\"app\",reason=\"queue_full\"}") == 1);
-  CHECK(sample(m, "sluice_upstream_in_flight{upstream=\"app\"," + server + "}") == 0);
-  CHECK(sample(m, "sluice_request_duration_seconds_count{route=\"app\"}") == 5);
-  CHECK(sample(m, "sluice_request_duration_seconds_bucket{route=\"app\",le=\"+Inf\"}") == 5);
-  CHECK(sample(m, "sluice_response_body_bytes_total") >= 300);
+  CHECK(metric_sample(m, "sluice_requests_total{route=\"app\",class=\"2xx\"}") == 4);
+  CHECK(metric_sample(m, "sluice_requests_total{route=\"app\",class=\"5xx\"}") == 1);
+  CHECK(metric_sample(m, "sluice_upstream_shed_total{upstream=\"app\",reason=\"queue_full\"}") == 1);
+  CHECK(metric_sample(m, "sluice_upstream_in_flight{upstream=\"app\"," + server + "}") == 0);
+  CHECK(metric_sample(m, "sluice_request_duration_seconds_count{route=\"app\"}") == 5);
+  CHECK(metric_sample(m, "sluice_request_duration_seconds_bucket{route=\"app\",le=\"+Inf\"}") == 5);
+  CHECK(metric_sample(m, "sluice_response_body_bytes_total") >= 300);
   CHECK(m.find("# TYPE sluice_request_duration_seconds histogram") != std::string::npos);
 }
 

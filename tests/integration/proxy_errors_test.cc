@@ -404,7 +404,10 @@ TEST_CASE("client timeouts", "[errors]") {
 }
 
 TEST_CASE("max_connections: a connection over the cap is accepted and closed", "[errors]") {
-  ProxyFixture f(simple_config("    max_connections: 2\n"));
+  ProxyFixture f(simple_config("    max_connections: 2\n") + "admin: { listen: \"127.0.0.1:0\" }\n");
+  const uint16_t admin = admin_port(f.sluice());
+  const std::string refused =
+      "sluice_connections_refused_total{listener=\"web\",reason=\"max_connections\"}";
   UniqueFd a = connect_or_fail(f.port());
   UniqueFd b = connect_or_fail(f.port());
   for (int fd : {a.get(), b.get()}) {
@@ -420,6 +423,9 @@ TEST_CASE("max_connections: a connection over the cap is accepted and closed", "
   INFO(show(got));
   CHECK(closed);
   CHECK(status_of(got) == 0);  // no answer
+  // Counted, so an operator sees the cap biting (the admin connection is
+  // not on this listener).
+  CHECK(metric_sample(get(admin, "/metrics").body, refused) == 1);
   // The first two still work.
   REQUIRE(send_all(a.get(), build_request("GET", "/")));
   CHECK(read_response(a.get(), 5s).status == 200);

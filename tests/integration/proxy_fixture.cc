@@ -274,6 +274,18 @@ std::string simple_config(const std::string& listener_extra, const std::string& 
   return y;
 }
 
+uint16_t admin_port(Sluice& s) {
+  std::string line;
+  REQUIRE(s.process().wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
+  return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
+}
+
+double metric_sample(const std::string& metrics, const std::string& series) {
+  size_t at = metrics.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(metrics.substr(at + series.size() + 2));
+}
+
 std::string fill(std::string tmpl, const std::map<std::string, std::string>& vars) {
   for (const auto& [key, value] : vars) {
     std::string k = "{" + key + "}";

@@ -159,6 +159,13 @@ std::string fill(std::string tmpl, const std::map<std::string, std::string>& var
 // A port on 127.0.0.1 that was free a moment ago and has no listener.
 uint16_t closed_port();
 
+// The admin endpoint's port, from sluice's "admin listening on" line (a
+// config with `admin: { listen: "127.0.0.1:0" }`); waits up to 5 s.
+uint16_t admin_port(Sluice& s);
+// The value of one sample line of a /metrics text, e.g.
+// `name{label="v"}`; -1 when absent.
+double metric_sample(const std::string& metrics, const std::string& series);
+
 // --- raw sockets ----------------------------------------------------------------
 
 // Connects to 127.0.0.1:port; fails the test if it cannot.

@@ -82,7 +82,15 @@ class LimitedSluice {
 
 TEST_CASE("limits: max_connections_per_ip closes a client's connection over the limit",
           "[limits]") {
-  ProxyFixture f(simple_config("    max_connections_per_ip: 2\n"));
+  ProxyFixture f(simple_config("    max_connections_per_ip: 2\n") +
+                 "admin: { listen: \"127.0.0.1:0\" }\n");
+  const uint16_t admin = admin_port(f.sluice());
+  auto refused = [&] {
+    return metric_sample(
+        get(admin, "/metrics").body,
+        "sluice_connections_refused_total{listener=\"web\",reason=\"max_connections_per_ip\"}");
+  };
+  CHECK(refused() == 0);
   UniqueFd a = connect_from("127.0.0.1", f.port());
   UniqueFd b = connect_from("127.0.0.1", f.port());
   CHECK(get_on(a.get()) == 200);
@@ -91,6 +99,7 @@ TEST_CASE("limits: max_connections_per_ip closes a client's connection over the 
   SECTION("a third connection from the same address is closed unanswered") {
     UniqueFd c = connect_from("127.0.0.1", f.port());
     CHECK(closed_unanswered(c.get()));
+    CHECK(refused() == 1);
     // The first two are untouched.
     CHECK(get_on(a.get()) == 200);
     CHECK(get_on(b.get()) == 200);

@@ -48,18 +48,9 @@ std::string server_line(uint16_t port, const std::string& max_concurrent) {
          "\", max_concurrent: " + max_concurrent + " }\n";
 }
 
-uint16_t admin_port_of(Sluice& s) {
-  std::string line;
-  REQUIRE(s.process().wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
-  return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
-}
-
 // The value of one sample line of /metrics; -1 when absent.
 double metric(uint16_t admin, const std::string& series) {
-  std::string m = get(admin, "/metrics").body;
-  size_t at = m.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(m.substr(at + series.size() + 2));
+  return metric_sample(get(admin, "/metrics").body, series);
 }
 
 // Our 503: it never reached the app, and says when to come back.
@@ -120,7 +111,7 @@ TEST_CASE("shield: a queued client that disconnects frees its place", "[shield]"
   LegacyBackend app({"--threads", "1", "--queue", "4", "--service-ms", "10"});
   Sluice s(shield_config(server_line(app.port(), "1"),
                          "    queue: { max_length: 1, timeout: 10s, mode: fifo }\n"));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   Timed first;
   std::thread holder([&] { first.response = get(s.port(), "/hold?ms=800"); });
   wait_app(app, 1);
@@ -179,7 +170,7 @@ TEST_CASE("shield: higher priority is served first and the lowest is shed first"
   LegacyBackend app({"--threads", "1", "--queue", "8", "--service-ms", "50"});
   Sluice s(shield_config(server_line(app.port(), "1"),
                          "    queue: { max_length: 5, timeout: 10s, mode: fifo }\n"));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   std::mutex mu;
   std::vector<std::string> order;
   std::vector<std::thread> ts;
@@ -225,7 +216,7 @@ TEST_CASE("shield: busy is not dead: the app's 503 lowers the limit and the requ
   Sluice s(shield_config(server_line(app.port(), "6"),
                          "    queue: { max_length: 100, timeout: 10s, mode: fifo }\n"
                          "    passive_health: { failures: 1 }\n"));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   std::vector<HttpResponse> rs(6);
   run_parallel(6, [&](int i) { rs[static_cast<size_t>(i)] = get(s.port(), "/work"); });
   // Each request turned away was put back in the queue (up to twice) and
@@ -278,7 +269,7 @@ TEST_CASE("shield: failures in a row eject a server; the others carry on", "[shi
   Sluice s(shield_config(server_line(dead, "4") + server_line(app.port(), "4"),
                          "    passive_health: { failures: 2, ejection: 30s }\n"
                          "    retries: { attempts: 1 }\n"));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   // Refused connections are retried on the live server: every client gets 200.
   for (int i = 0; i < 10; ++i) CHECK(get(s.port(), "/").status == 200);
   const std::string dead_server = "{upstream=\"app\",server=\"127.0.0.1:" + std::to_string(dead) + "\"}";
@@ -296,7 +287,7 @@ TEST_CASE("shield: max_concurrent auto learns the app's thread count", "[shield]
   LegacyBackend app({"--threads", "8", "--queue", "200", "--service-ms", "20"});
   Sluice s(shield_config(server_line(app.port(), "{ auto: true, max: 64 }"),
                          "    queue: { max_length: 1000, timeout: 10s, mode: fifo }\n"));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::vector<std::thread> clients;
@@ -334,7 +325,7 @@ TEST_CASE("shield: a reload that changes the server list keeps counts and the qu
   LegacyBackend b({"--threads", "1", "--service-ms", "5"});
   const std::string queue = "    queue: { max_length: 10, timeout: 10s, mode: fifo }\n";
   Sluice s(shield_config(server_line(a.port(), "1"), queue));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   Timed held, waiting;
   std::thread t1([&] {
     held.response = get(s.port(), "/hold?ms=1500");
@@ -375,7 +366,7 @@ TEST_CASE("shield: a reload that changes the server list keeps counts and the qu
 TEST_CASE("shield: with busy polling the loop routes and every answer is right", "[shield]") {
   LegacyBackend app({"--threads", "4", "--service-ms", "1"});
   Sluice s("busy_poll_us: 100\n" + shield_config(server_line(app.port(), "4")));
-  uint16_t admin = admin_port_of(s);
+  uint16_t admin = admin_port(s);
   for (int i = 0; i < 50; ++i) {
     HttpResponse r = get(s.port(), "/work/" + std::to_string(i));
     REQUIRE(r.status == 200);
