@@ -74,6 +74,15 @@ std::string_view to_string(LogLevel level) {
   return "?";
 }
 
+std::string_view to_string(EncodedSlashes e) {
+  switch (e) {
+    case EncodedSlashes::Reject: return "reject";
+    case EncodedSlashes::Decode: return "decode";
+    case EncodedSlashes::Keep: return "keep";
+  }
+  return "?";
+}
+
 std::string_view to_string(AccessLogFormat f) {
   switch (f) {
     case AccessLogFormat::Combined: return "combined";

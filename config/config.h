@@ -64,12 +64,20 @@ struct ListenerLimits {
   uint64_t max_body_bytes = 10 * MiB;
 };
 
+// A path with "%2F", "%5C" or a raw backslash: separators to some apps
+// (Tomcat and IIS can decode them, IIS reads "\" as "/"), plain bytes to others, so
+// a route on "/admin/" could be bypassed with "/admin%2Fx". Reject answers
+// 400 (Apache's and Tomcat's default); Decode routes them as "/" (nginx);
+// Keep routes them as ordinary characters.
+enum class EncodedSlashes : uint8_t { Reject, Decode, Keep };
+
 struct Listener {
   std::string name;
   SocketAddress listen;
   uint32_t max_connections = 10000;
   // Most connections one client IP may hold open on this listener; 0 = no limit.
   uint32_t max_connections_per_ip = 0;
+  EncodedSlashes encoded_slashes = EncodedSlashes::Reject;
   ListenerTimeouts timeouts;
   ListenerLimits limits;
 };
@@ -258,5 +266,6 @@ std::string_view to_string(Priority);
 std::string_view to_string(QueueMode);
 std::string_view to_string(LogLevel);
 std::string_view to_string(AccessLogFormat);
+std::string_view to_string(EncodedSlashes);
 
 }  // namespace sluice::config

@@ -72,6 +72,7 @@ void flatten_listener(const Lines& out, const Listener& l) {
   out.add("listen", l.listen.text);
   out.add("max_connections", l.max_connections);
   out.add("max_connections_per_ip", l.max_connections_per_ip);
+  out.add("encoded_slashes", std::string(to_string(l.encoded_slashes)));
   Lines timeouts = out.under("timeouts");
   timeouts.add("header", l.timeouts.header);
   timeouts.add("body", l.timeouts.body);

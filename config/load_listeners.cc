@@ -29,13 +29,16 @@ void load_listeners(LoadState& state, const Field& field) {
   for (const Field& item : items) {
     Listener listener;
     MapReader reader(diag, item, {"name", "listen", "max_connections", "max_connections_per_ip",
-                                       "timeouts", "limits"});
+                                       "encoded_slashes", "timeouts", "limits"});
     if (reader.require("name", listener.name, name())) names.add(diag, listener.name, *reader.get("name"), item.path);
     if (reader.require("listen", listener.listen, address()))
       state.listen_addresses.push_back(AddressUse{listener.listen, *reader.get("listen"), item.path});
     reader.read("max_connections", listener.max_connections, integer<uint32_t>(1, 1'000'000));
     reader.read("max_connections_per_ip", listener.max_connections_per_ip,
                 integer<uint32_t>(0, 1'000'000));
+    reader.read("encoded_slashes", listener.encoded_slashes,
+                one_of<EncodedSlashes>({EncodedSlashes::Reject, EncodedSlashes::Decode,
+                                        EncodedSlashes::Keep}));
     load_timeouts(reader.child("timeouts", {"header", "body", "idle", "send"}), listener.timeouts);
     load_limits(reader.child("limits", {"max_header_bytes", "max_body_bytes"}), listener.limits);
     state.config.listeners.push_back(std::move(listener));

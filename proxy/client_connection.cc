@@ -511,6 +511,7 @@ void ClientConnection::head_complete() {
   job.gen = gen_;
   job.cfg = server_.config();
   job.head = std::move(x_->head);
+  job.slashes = listener().encoded_slashes;
   job.upstream_head = std::move(x_->upstream_head);
   transition(ClientState::Routing);
   if (!server_.submit(job)) {

@@ -28,6 +28,23 @@ bool forbidden_in_target(char c) {
   return u <= 0x20 || u == 0x7f || c == '#';
 }
 
+// A byte an app may take for "/": "\" (IIS), or, decoded, either.
+bool slash_like(char c) { return c == '/' || c == '\\'; }
+
+// The length of the path separator at raw[j]: 1 for "/"; with Decode also
+// 1 for "\" and 3 for "%2F" or "%5C"; 0 if there is none there.
+size_t separator_at(std::string_view raw, size_t j, config::EncodedSlashes slashes) {
+  if (raw[j] == '/') return 1;
+  if (slashes != config::EncodedSlashes::Decode) return 0;
+  if (raw[j] == '\\') return 1;
+  if (raw[j] == '%' && raw.size() - j >= 3) {
+    int hi = hex_value(raw[j + 1]);
+    int lo = hex_value(raw[j + 2]);
+    if (hi >= 0 && lo >= 0 && slash_like(static_cast<char>(hi * 16 + lo))) return 3;
+  }
+  return 0;
+}
+
 }  // namespace
 
 std::optional<TargetParts> parse_target(std::string_view target) {
@@ -65,7 +82,8 @@ std::optional<TargetParts> parse_target(std::string_view target) {
   return parts;
 }
 
-bool normalize_path_into(std::string_view raw, std::string& out) {
+bool normalize_path_into(std::string_view raw, std::string& out, config::EncodedSlashes slashes) {
+  const bool reject = slashes == config::EncodedSlashes::Reject;
   const size_t base = out.size();
   if (raw.empty()) {
     out.push_back('/');
@@ -75,16 +93,19 @@ bool normalize_path_into(std::string_view raw, std::string& out) {
 
   // One segment at a time: copy "/segment" to out, decoding as we go, then
   // look at what was copied. Decoding first means "%2e%2e" is a dot-segment;
-  // since "%2F" is never decoded, decoding cannot create new segments.
+  // an encoded slash either ends the segment (Decode) or never becomes a
+  // separator, so decoding cannot create segments the loop does not see.
   size_t i = 0;
   const size_t n = raw.size();
-  while (i < n) {  // raw[i] == '/'
+  size_t sep = 1;  // raw[i] == '/'
+  while (i < n) {  // a separator of `sep` bytes at raw[i]
     const size_t seg = out.size();
     out.push_back('/');
-    size_t j = i + 1;
-    while (j < n && raw[j] != '/') {
+    size_t j = i + sep;
+    while (j < n && (sep = separator_at(raw, j, slashes)) == 0) {
       char c = raw[j];
       if (c != '%') {
+        if (c == '\\' && reject) return false;
         out.push_back(c);
         ++j;
         continue;
@@ -94,6 +115,7 @@ bool normalize_path_into(std::string_view raw, std::string& out) {
       int lo = hex_value(raw[j + 2]);
       if (hi < 0 || lo < 0) return false;
       char decoded = static_cast<char>(hi * 16 + lo);
+      if (slash_like(decoded) && reject) return false;
       if (is_unreserved(decoded)) {
         out.push_back(decoded);
       } else {
@@ -119,12 +141,12 @@ bool normalize_path_into(std::string_view raw, std::string& out) {
   return true;
 }
 
-std::optional<std::string> normalize_path(std::string_view target) {
+std::optional<std::string> normalize_path(std::string_view target, config::EncodedSlashes slashes) {
   auto parts = parse_target(target);
   if (!parts) return std::nullopt;
   if (parts->form == TargetForm::Asterisk) return std::string("*");
   std::string out;
-  if (!normalize_path_into(parts->path, out)) return std::nullopt;
+  if (!normalize_path_into(parts->path, out, slashes)) return std::nullopt;
   return out;
 }
 

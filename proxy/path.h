@@ -6,8 +6,10 @@
 // received unless the route rewrites it):
 //   1. percent-decode only unreserved characters (ALPHA DIGIT - . _ ~):
 //      "%41" -> "A", "%2e" -> "."; every other escape stays encoded, with its
-//      hex digits upper-cased ("%2f" -> "%2F"), so an encoded "/" never
-//      becomes a path separator;
+//      hex digits upper-cased ("%2f" -> "%2F");
+//   1a. "%2F", "%5C" and a raw "\", which some apps read as "/", are what
+//      the listener's encoded_slashes says: refused (Reject: the path is
+//      invalid), separators like "/" (Decode), or plain characters (Keep);
 //   2. remove dot-segments (RFC 3986 §5.2.4): "/a/./b" -> "/a/b",
 //      "/a/b/../c" -> "/a/c", "/.." -> "/", "/a/.." -> "/a/".
 // Repeated slashes are kept ("/a//b" stays "/a//b"): nginx merges them by
@@ -20,6 +22,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "config/config.h"
 
 namespace sluice::proxy {
 
@@ -49,13 +53,16 @@ std::optional<TargetParts> parse_target(std::string_view target);
 // or absolute-form target) to `out`, leaving what `out` held before alone.
 // An empty path normalises to "/". Returns false, with `out` in an
 // unspecified state past its old size, when the path does not start with
-// '/' or has a bad escape ("%zz", a truncated "%4").
-bool normalize_path_into(std::string_view raw_path, std::string& out);
+// '/' or has a bad escape ("%zz", a truncated "%4"), or, with Reject, holds
+// an encoded slash or a backslash.
+bool normalize_path_into(std::string_view raw_path, std::string& out,
+                         config::EncodedSlashes slashes);
 
 // The normalised path of a whole request-target: "/a/%2e%2e/b?q" -> "/b",
 // "http://h/a/./b?q" -> "/a/b", "*" -> "*". nullopt when invalid (see
 // parse_target and normalize_path_into).
-std::optional<std::string> normalize_path(std::string_view target);
+std::optional<std::string> normalize_path(
+    std::string_view target, config::EncodedSlashes slashes = config::EncodedSlashes::Keep);
 
 // The query part of a request-target, '?' included, byte for byte:
 // "/a?x=%41" -> "?x=%41"; "" when there is none.

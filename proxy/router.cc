@@ -93,7 +93,7 @@ std::optional<std::string_view> effective_host(const RequestHead& head, const Ta
   return host_name.value_or(std::string_view{});
 }
 
-RouteOutcome route(RouteResult& r) {
+RouteOutcome route(RouteResult& r, config::EncodedSlashes slashes) {
   const RequestHead& head = r.head;
   auto target = parse_target(head.target_view());
   if (!target) return RouteOutcome::BadRequest;
@@ -104,7 +104,7 @@ RouteOutcome route(RouteResult& r) {
   if (target->form == TargetForm::Asterisk) {
     if (head.method_view() != "OPTIONS") return RouteOutcome::BadRequest;
     path.push_back('*');  // not path = "*": GCC 12 -O2 false -Wrestrict (PR 105329)
-  } else if (!normalize_path_into(target->path, path)) {
+  } else if (!normalize_path_into(target->path, path, slashes)) {
     return RouteOutcome::BadRequest;
   }
 
@@ -138,7 +138,7 @@ RouteResult route_request(RouteJob&& job) {
   r.head = std::move(job.head);
   r.upstream_head = std::move(job.upstream_head);
   r.upstream_head.clear();  // keeps its capacity
-  r.outcome = route(r);
+  r.outcome = route(r, job.slashes);
   return r;
 }
 

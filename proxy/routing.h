@@ -19,6 +19,8 @@ struct RouteJob {
   config::ConfigPtr cfg;        // the snapshot this request lives with
   RequestHead head;             // moved in, moved back in the result
   std::string upstream_head;    // scratch buffer moved in for reuse
+  // The accepting listener's rule for "%2F", "%5C" and "\" in the path.
+  config::EncodedSlashes slashes = config::EncodedSlashes::Reject;
 };
 
 enum class RouteOutcome : uint8_t {

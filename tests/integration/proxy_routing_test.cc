@@ -151,6 +151,40 @@ TEST_CASE("dot-segments cannot bypass a route", "[routing]") {
   CHECK(f.backend().stats().requests == 1);
 }
 
+// An app that decodes "%2F" or "%5C", or reads "\" as "/" (IIS), would
+// see "/public/..%2Fadmin" as "/admin": by default such paths are refused
+// with 400 and reach no app; with encoded_slashes: decode they are routed
+// as that app reads them, so the admin route still answers.
+TEST_CASE("encoded slashes cannot bypass a route", "[routing]") {
+  const char* targets[] = {"/public/..%2Fadmin", "/public/..%2fadmin", "/public/..%5Cadmin",
+                           "/public\\..\\admin"};
+  SECTION("reject, the default: 400 and closed") {
+    ProxyFixture f(kRoutes);
+    f.backend().reset_stats();
+    for (const char* target : targets) {
+      HttpResponse r = get(f.port(), target);
+      INFO(target << ": " << r.error);
+      CHECK(r.status == 400);
+      CHECK_FALSE(r.keep_alive);
+    }
+    CHECK(f.backend().stats().requests == 0);
+    // Queries are not paths: "%2F" there is the app's business.
+    CHECK(get(f.port(), "/public/x?next=%2Fadmin").status == 200);
+  }
+  SECTION("decode: routed as a separator") {
+    std::string yaml = kRoutes;
+    yaml.replace(yaml.find("    listen: \"127.0.0.1:0\"\n"), 0, "    encoded_slashes: decode\n");
+    ProxyFixture f(yaml);
+    f.backend().reset_stats();
+    for (const char* target : targets) {
+      HttpResponse r = get(f.port(), target);
+      INFO(target << ": " << r.error);
+      CHECK(r.status == 403);
+    }
+    CHECK(f.backend().stats().requests == 0);
+  }
+}
+
 TEST_CASE("rewrite and header edits are applied", "[routing]") {
   ProxyFixture f(kRoutes);
   const uint16_t p = f.port();

@@ -31,6 +31,21 @@ TEST_CASE("an unknown key gets a did-you-mean") {
         Errors{"sluice.yaml:4:5: listeners[0].timouts: unknown key \"timouts\"; did you mean \"timeouts\"?"});
 }
 
+TEST_CASE("encoded_slashes takes reject, decode or keep") {
+  CHECK(load_ok("listeners:\n"
+                "  - name: web\n"
+                "    listen: \"127.0.0.1:8080\"\n"
+                "    encoded_slashes: decode\n")
+            ->listeners[0]
+            .encoded_slashes == EncodedSlashes::Decode);
+  CHECK(load_errors("listeners:\n"
+                    "  - name: web\n"
+                    "    listen: \"127.0.0.1:8080\"\n"
+                    "    encoded_slashes: decoded\n") ==
+        Errors{"sluice.yaml:4:22: listeners[0].encoded_slashes: unknown value \"decoded\"; did you "
+               "mean \"decode\"?"});
+}
+
 TEST_CASE("an unknown key without a close match lists the allowed keys") {
   CHECK(load_errors(minimal_plus("logging: { colour: true }\n")) ==
         Errors{"sluice.yaml:4:12: logging.colour: unknown key \"colour\"; expected one of level, access_log"});

@@ -22,6 +22,7 @@ TEST_CASE("a minimal config gets every default") {
   CHECK(web.listen.text == "127.0.0.1:8080");
   CHECK(web.listen.port == 8080);
   CHECK(web.max_connections == 10000);
+  CHECK(web.encoded_slashes == EncodedSlashes::Reject);
   CHECK(web.timeouts.header == 10s);
   CHECK(web.timeouts.body == 60s);
   CHECK(web.timeouts.idle == 75s);
@@ -150,6 +151,7 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
       {"listeners[0].listen", "127.0.0.1:8080"},
       {"listeners[0].max_connections", "10000"},
       {"listeners[0].max_connections_per_ip", "0"},
+      {"listeners[0].encoded_slashes", "reject"},
       {"listeners[0].timeouts.header", "10s"},
       {"listeners[0].timeouts.body", "1m"},
       {"listeners[0].timeouts.idle", "75s"},

@@ -13,14 +13,18 @@ using test::forward_route;
 using test::make_config;
 using test::make_head;
 
-std::string forwarded(const config::Route& route, RequestHead head) {
+std::string forwarded(const config::Route& route, RequestHead head,
+                      config::EncodedSlashes slashes = config::EncodedSlashes::Reject) {
   auto cfg = make_config({route});
-  RouteResult r = test::route(cfg, std::move(head));
+  RouteResult r = test::route(cfg, std::move(head), slashes);
   REQUIRE(r.outcome == RouteOutcome::Forward);
   return r.upstream_head;
 }
 
-std::string forwarded(RequestHead head) { return forwarded(forward_route("all"), std::move(head)); }
+std::string forwarded(RequestHead head,
+                      config::EncodedSlashes slashes = config::EncodedSlashes::Reject) {
+  return forwarded(forward_route("all"), std::move(head), slashes);
+}
 
 TEST_CASE("forward: a plain GET", "[forward]") {
   auto head = make_head("GET", "/index.html", {{"Host", "example.com"}, {"User-Agent", "curl/8"},
@@ -37,8 +41,9 @@ TEST_CASE("forward: a plain GET", "[forward]") {
 }
 
 TEST_CASE("forward: the target goes byte for byte, query and escapes included", "[forward]") {
+  // (encoded_slashes: keep lets "%2f" through; decode would route it as "/".)
   auto head = make_head("GET", "/a/./b/%7euser/%2fx?q=%41+b&r=/../", {{"Host", "example.com"}});
-  CHECK(forwarded(std::move(head)) ==
+  CHECK(forwarded(std::move(head), config::EncodedSlashes::Keep) ==
         "GET /a/./b/%7euser/%2fx?q=%41+b&r=/../ HTTP/1.1\r\n"
         "Host: example.com\r\n"
         "X-Forwarded-For: 192.0.2.7\r\n"

@@ -8,8 +8,12 @@
 namespace sluice::proxy {
 namespace {
 
+using config::EncodedSlashes;
+
 // The normalised path, or "<invalid>", so that failures print readably.
-std::string norm(std::string_view target) { return normalize_path(target).value_or("<invalid>"); }
+std::string norm(std::string_view target, EncodedSlashes slashes = EncodedSlashes::Keep) {
+  return normalize_path(target, slashes).value_or("<invalid>");
+}
 
 struct Case {
   const char* target;
@@ -123,16 +127,53 @@ TEST_CASE("parse_target splits the target into its parts", "[path]") {
 }
 
 TEST_CASE("normalize_path_into appends and leaves the prefix alone", "[path]") {
+  constexpr auto kKeep = EncodedSlashes::Keep;
   std::string out = "keep:";
-  CHECK(normalize_path_into("/x/../..", out));
+  CHECK(normalize_path_into("/x/../..", out, kKeep));
   CHECK(out == "keep:/");
   out = "keep:";
-  CHECK(normalize_path_into("/a/b/..", out));
+  CHECK(normalize_path_into("/a/b/..", out, kKeep));
   CHECK(out == "keep:/a/");
   out.clear();
-  CHECK(normalize_path_into("", out));
+  CHECK(normalize_path_into("", out, kKeep));
   CHECK(out == "/");
-  CHECK_FALSE(normalize_path_into("x", out));
+  CHECK_FALSE(normalize_path_into("x", out, kKeep));
+}
+
+// What an app that reads "%2F", "%5C" or "\" as "/" would see must not
+// slip past a route: each listener refuses such paths, routes them as
+// separators, or (keep) as plain characters.
+TEST_CASE("normalize_path: encoded slashes and backslashes, per encoded_slashes", "[path]") {
+  const char* ambiguous[] = {"/admin%2Fusers", "/admin%2fusers", "/admin%5Cusers", "/admin%5cusers",
+                             "/admin\\users", "/public/..%2Fadmin", "/%2e%2e%5cadmin"};
+  for (const char* t : ambiguous) {
+    INFO(t);
+    CHECK(norm(t, EncodedSlashes::Reject) == "<invalid>");
+  }
+  // Elsewhere in the target, and other escapes, are no concern of Reject.
+  CHECK(norm("/a?x=%2F&y=\\", EncodedSlashes::Reject) == "/a");
+  CHECK(norm("/a%20b/%41", EncodedSlashes::Reject) == "/a%20b/A");
+
+  const Case decoded[] = {
+      {"/admin%2Fusers", "/admin/users"},
+      {"/admin%2fusers", "/admin/users"},
+      {"/admin%5Cusers", "/admin/users"},
+      {"/admin\\users", "/admin/users"},
+      // Separators before dot-segments are removed, as the app would.
+      {"/public/..%2Fadmin", "/admin"},
+      {"/public%2F..%2Fadmin", "/admin"},
+      {"/%2e%2e%5cadmin", "/admin"},
+      {"/a%2F", "/a/"},
+      {"/a%2F%2Fb", "/a//b"},
+      {"/a/b%2F..", "/a/"},
+  };
+  for (const auto& c : decoded) {
+    INFO(c.target);
+    CHECK(norm(c.target, EncodedSlashes::Decode) == c.normalized);
+  }
+
+  CHECK(norm("/admin%2fusers", EncodedSlashes::Keep) == "/admin%2Fusers");
+  CHECK(norm("/admin\\users", EncodedSlashes::Keep) == "/admin\\users");
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ using test::host_match;
 using test::make_config;
 using test::make_head;
 using test::path_match;
+using test::route;
 using test::routed_to;
 
 RequestHead get(std::string_view target, std::string_view host = "example.com") {
@@ -39,6 +40,30 @@ TEST_CASE("router: the result carries the job back", "[router]") {
   CHECK(r.outcome == RouteOutcome::Forward);
   REQUIRE(r.route == &cfg->routes[0]);
   CHECK(r.upstream_head.capacity() == capacity);  // the scratch buffer was reused
+}
+
+TEST_CASE("router: an encoded slash cannot route around a path prefix", "[router]") {
+  using config::EncodedSlashes;
+  auto cfg = make_config({forward_route("admin", path_match(config::PathMatch::Prefix, "/admin/")),
+                          forward_route("rest")});
+  for (const char* t : {"/admin%2Fusers", "/admin%5cusers", "/admin\\users"}) {
+    INFO(t);
+    // The default: refused before any route is tried.
+    RouteResult r = route(cfg, get(t));
+    CHECK(r.outcome == RouteOutcome::BadRequest);
+    CHECK(r.route == nullptr);
+    // decode: routed as the app that decodes it reads it.
+    r = route(cfg, get(t), EncodedSlashes::Decode);
+    REQUIRE(r.route != nullptr);
+    CHECK(r.route->name == "admin");
+    // keep: an ordinary character, so not under "/admin/".
+    r = route(cfg, get(t), EncodedSlashes::Keep);
+    REQUIRE(r.route != nullptr);
+    CHECK(r.route->name == "rest");
+  }
+  // The target goes upstream as received, even when decoded for routing.
+  RouteResult r = route(cfg, get("/admin%2Fusers"), EncodedSlashes::Decode);
+  CHECK(r.upstream_head.rfind("GET /admin%2Fusers HTTP/1.1\r\n", 0) == 0);
 }
 
 TEST_CASE("router: exact host", "[router]") {

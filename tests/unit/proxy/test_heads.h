@@ -80,12 +80,14 @@ inline config::ConfigPtr make_config(std::vector<config::Route> routes) {
   return cfg;
 }
 
-inline RouteResult route(const config::ConfigPtr& cfg, RequestHead head) {
+inline RouteResult route(const config::ConfigPtr& cfg, RequestHead head,
+                         config::EncodedSlashes slashes = config::EncodedSlashes::Reject) {
   RouteJob job;
   job.conn = 7;
   job.gen = 3;
   job.cfg = cfg;
   job.head = std::move(head);
+  job.slashes = slashes;
   return route_request(std::move(job));
 }
 
