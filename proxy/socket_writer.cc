@@ -56,6 +56,20 @@ void recycle(SocketWriter::Piece* p) {
 
 }  // namespace
 
+size_t append_unsent(std::string& out, const uv_buf_t* bufs, unsigned nbufs, size_t sent) {
+  size_t appended = 0;
+  for (unsigned i = 0; i < nbufs; ++i) {
+    if (sent >= bufs[i].len) {
+      sent -= bufs[i].len;
+      continue;
+    }
+    out.append(bufs[i].base + sent, bufs[i].len - sent);
+    appended += bufs[i].len - sent;
+    sent = 0;
+  }
+  return appended;
+}
+
 int SocketWriter::write(int fd, const uv_buf_t* bufs, unsigned nbufs) {
   size_t total = 0;
   for (unsigned i = 0; i < nbufs; ++i) total += bufs[i].len;
@@ -86,15 +100,7 @@ int SocketWriter::write(int fd, const uv_buf_t* bufs, unsigned nbufs) {
     if (tail != nullptr) tail->next = p;
     else head_ = p;
   }
-  for (unsigned i = 0; i < nbufs; ++i) {
-    if (skip >= bufs[i].len) {
-      skip -= bufs[i].len;
-      continue;
-    }
-    p->bytes.append(bufs[i].base + skip, bufs[i].len - skip);
-    queued_ += bufs[i].len - skip;
-    skip = 0;
-  }
+  queued_ += append_unsent(p->bytes, bufs, nbufs, skip);
   return 0;
 }
 

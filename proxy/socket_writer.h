@@ -9,8 +9,13 @@
 #include <uv.h>
 
 #include <cstddef>
+#include <string>
 
 namespace sluice::proxy {
+
+// Appends to `out` what a partial write of `bufs` left unsent: every byte
+// past the first `sent`. Returns how many bytes it appended.
+size_t append_unsent(std::string& out, const uv_buf_t* bufs, unsigned nbufs, size_t sent);
 
 class SocketWriter {
  public:

@@ -1,6 +1,7 @@
 #include "proxy/stream_writer.h"
 
 #include "core/free_list.h"
+#include "proxy/socket_writer.h"
 
 namespace sluice::proxy {
 
@@ -32,15 +33,7 @@ int StreamWriter::write(uv_stream_t* stream, const uv_buf_t* bufs, unsigned nbuf
   r->writer = this;
   r->bytes.clear();
   r->bytes.reserve(total - written);
-  size_t skip = written;
-  for (unsigned i = 0; i < nbufs; ++i) {
-    if (skip >= bufs[i].len) {
-      skip -= bufs[i].len;
-      continue;
-    }
-    r->bytes.append(bufs[i].base + skip, bufs[i].len - skip);
-    skip = 0;
-  }
+  append_unsent(r->bytes, bufs, nbufs, written);
   uv_buf_t b = uv_buf_init(r->bytes.data(), static_cast<unsigned>(r->bytes.size()));
   int rc = uv_write(&r->req, stream, &b, 1, &StreamWriter::on_written);
   if (rc != 0) {
