@@ -34,6 +34,7 @@ void DeadlineTimers::arm(DeadlineNode& n, std::chrono::milliseconds d) {
   if (l.tail) l.tail->next = &n;
   else l.head = &n;
   l.tail = &n;
+  ++armed_;
   if (scheduled_ == 0 || n.deadline < scheduled_) schedule();
 }
 
@@ -47,7 +48,14 @@ void DeadlineTimers::cancel(DeadlineNode& n) {
   n.prev = n.next = nullptr;
   n.list = nullptr;
   // The timer may now fire early and find nothing due; it then re-arms
-  // itself. Cheaper than recomputing the minimum on every cancel.
+  // itself. Cheaper than recomputing the minimum on every cancel. With
+  // nothing armed at all it stops, so that it never holds the loop alive
+  // by itself (a loop that is shutting down exits when its last
+  // connection has closed, not when a stale deadline would have passed).
+  if (--armed_ == 0 && scheduled_ != 0 && timer_) {
+    scheduled_ = 0;
+    uv_timer_stop(timer_.get());
+  }
 }
 
 void DeadlineTimers::schedule() {

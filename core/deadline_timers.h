@@ -67,6 +67,7 @@ class DeadlineTimers {
   std::vector<std::unique_ptr<List>> lists_;  // few: one per distinct duration
   UvHandle<uv_timer_t> timer_;
   uint64_t scheduled_ = 0;  // when timer_ fires; 0 = not running
+  size_t armed_ = 0;        // nodes on the lists
 };
 
 }  // namespace sluice

@@ -23,9 +23,8 @@ UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, Upst
                                        UpstreamUser* user)
     : pool_(pool), server_(server), user_(user), writer_(this, &UpstreamConnection::on_written) {
   uv_tcp_init(loop, &tcp_);
-  uv_timer_init(loop, &timer_);
   tcp_.data = this;
-  timer_.data = this;
+  timer_.owner = this;
   connect_req_.data = this;
   parser_.start(*this, false, false);
 }
@@ -55,7 +54,7 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
     self->fail(UpstreamError::ConnectFailed);
     return;
   }
-  uv_timer_stop(&self->timer_);
+  self->pool_->timers().cancel(self->timer_);
   self->state_ = State::Active;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&self->tcp_), &UpstreamConnection::on_alloc,
                 &UpstreamConnection::on_read);
@@ -65,7 +64,7 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
 void UpstreamConnection::attach(UpstreamUser* user) {
   user_ = user;
   state_ = State::Active;
-  uv_timer_stop(&timer_);
+  pool_->timers().cancel(timer_);
 }
 
 void UpstreamConnection::begin_request(bool head_request, bool upgrade) {
@@ -93,7 +92,7 @@ void UpstreamConnection::pause_reading() {
   if (reading_paused_ || state_ == State::Closing) return;
   reading_paused_ = true;
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-  uv_timer_stop(&timer_);  // a slow client is not a slow app
+  pool_->timers().cancel(timer_);  // a slow client is not a slow app
 }
 
 void UpstreamConnection::resume_reading() {
@@ -106,7 +105,7 @@ void UpstreamConnection::resume_reading() {
 
 void UpstreamConnection::start_tunnel() {
   state_ = State::Tunnel;
-  uv_timer_stop(&timer_);
+  pool_->timers().cancel(timer_);
   // Bytes that followed the 101 head in the same read belong to the tunnel.
   if (!in_.empty()) {
     auto rest = in_.readable();
@@ -120,12 +119,10 @@ void UpstreamConnection::abort() {
   close();
 }
 
-void UpstreamConnection::arm_timer(config::Duration d) {
-  uv_timer_start(&timer_, &UpstreamConnection::on_timer, static_cast<uint64_t>(d.count()), 0);
-}
+void UpstreamConnection::arm_timer(config::Duration d) { pool_->timers().arm(timer_, d); }
 
-void UpstreamConnection::on_timer(uv_timer_t* t) {
-  auto* self = static_cast<UpstreamConnection*>(t->data);
+void UpstreamConnection::on_timeout(DeadlineNode* node) {
+  auto* self = static_cast<UpstreamConnection*>(node->owner);
   switch (self->state_) {
     case State::Connecting: self->fail(UpstreamError::ConnectTimeout); break;
     case State::Active: self->fail(UpstreamError::ResponseTimeout); break;
@@ -222,7 +219,7 @@ void UpstreamConnection::parse(const char* data, size_t len) {
 void UpstreamConnection::finish_response() {
   UpstreamUser* user = user_;
   user_ = nullptr;
-  uv_timer_stop(&timer_);
+  pool_->timers().cancel(timer_);
   // An app that answered before reading the whole request (say, a 413)
   // leaves the connection mid-request: it cannot carry another one.
   bool reusable = request_sent_ && parser_.head().keep_alive && writer_.queued() == 0 && in_.empty() && !reading_paused_ &&
@@ -257,14 +254,12 @@ void UpstreamConnection::on_written(void* p, int status) {
 void UpstreamConnection::close() {
   if (state_ == State::Closing) return;
   state_ = State::Closing;
-  pending_closes_ = 2;
+  pool_->timers().cancel(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConnection::on_closed);
-  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), &UpstreamConnection::on_closed);
 }
 
 void UpstreamConnection::on_closed(uv_handle_t* h) {
-  auto* self = static_cast<UpstreamConnection*>(h->data);
-  if (--self->pending_closes_ == 0) delete self;
+  delete static_cast<UpstreamConnection*>(h->data);
 }
 
 // --- ResponseSink ----------------------------------------------------------

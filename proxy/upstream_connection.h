@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "config/config.h"
+#include "core/deadline_timers.h"
 #include "proxy/input_buffer.h"
 #include "proxy/response_head.h"
 #include "proxy/response_parser.h"
@@ -66,6 +67,9 @@ class UpstreamConnection final : private ResponseSink {
   static UpstreamConnection* connect(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server,
                                      UpstreamUser* user);
 
+  // Called by the pool's timers when this connection's deadline passes.
+  static void on_timeout(DeadlineNode* node);
+
   // Hands an idle pooled connection to a request.
   void attach(UpstreamUser* user);
 
@@ -104,7 +108,7 @@ class UpstreamConnection final : private ResponseSink {
   static void on_connect(uv_connect_t* req, int status);
   static void on_alloc(uv_handle_t* h, size_t suggested, uv_buf_t* buf);
   static void on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t* buf);
-  static void on_timer(uv_timer_t* t);
+
   static void on_closed(uv_handle_t* h);
   static void on_written(void* self, int status);
 
@@ -113,9 +117,8 @@ class UpstreamConnection final : private ResponseSink {
   bool on_response_body(const char* at, size_t len) override;
 
   uv_tcp_t tcp_{};
-  uv_timer_t timer_{};
+  DeadlineNode timer_;  // on pool_->timers()
   uv_connect_t connect_req_{};
-  int pending_closes_ = 0;
 
   UpstreamPool* pool_;
   UpstreamServer* server_;

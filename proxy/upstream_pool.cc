@@ -34,7 +34,8 @@ std::unique_ptr<RetryBudget> make_budget(const config::Retries& r) {
 }  // namespace
 
 UpstreamPool::UpstreamPool(uv_loop_t* loop, const config::Upstream& cfg)
-    : loop_(loop), cfg_(cfg), balancer_(make_balancer(cfg.balance, cfg.servers.size())),
+    : loop_(loop), conn_timers_(loop, &UpstreamConnection::on_timeout), cfg_(cfg),
+      balancer_(make_balancer(cfg.balance, cfg.servers.size())),
       queue_(cfg.queue), budget_(make_budget(cfg.retries)) {
   for (const auto& s : cfg_.servers) {
     servers_.push_back(std::make_unique<UpstreamServer>(s, cfg_));

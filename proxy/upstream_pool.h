@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/deadline_timers.h"
 #include "core/uv_handle.h"
 #include "proxy/balancer.h"
 #include "proxy/health_checker.h"
@@ -51,6 +52,10 @@ class UpstreamPool final : private HealthListener {
   // Kicked when a request has been written to one of this pool's servers.
   void set_busy_poll(BusyPoll* busy_poll) { busy_poll_ = busy_poll; }
   BusyPoll* busy_poll() const { return busy_poll_; }
+  // Its connections' connect, response and keep-alive timeouts: a few
+  // durations, re-armed on every read, so FIFO lists rather than libuv's
+  // timer heap.
+  DeadlineTimers& timers() { return conn_timers_; }
 
   // Reload: new settings and server list. Servers whose address stays keep
   // their state; new ones start with slow start; dropped ones leave the
@@ -115,6 +120,8 @@ class UpstreamPool final : private HealthListener {
 
   uv_loop_t* loop_;
   BusyPoll* busy_poll_ = nullptr;
+  // Before the connections' containers below: destroyed after them.
+  DeadlineTimers conn_timers_;
   config::Upstream cfg_;
   std::vector<std::unique_ptr<UpstreamServer>> servers_;  // config order
   std::vector<std::unique_ptr<UpstreamServer>> retired_;  // dropped, still busy

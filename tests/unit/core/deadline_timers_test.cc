@@ -65,5 +65,26 @@ TEST_CASE_METHOD(test::LoopFixture, "deadline timers: a callback may arm again",
   CHECK_FALSE(a.node.armed());
 }
 
+TEST_CASE_METHOD(test::LoopFixture,
+                 "deadline timers: with nothing armed the timer stops and holds no loop",
+                 "[deadline_timers]") {
+  fired.clear();
+  DeadlineTimers timers(loop(), &record);
+  Item a('a'), b('b');
+  timers.arm(a.node, milliseconds(10000));
+  timers.arm(b.node, milliseconds(20000));
+  CHECK(uv_loop_alive(loop()) != 0);
+  timers.cancel(a.node);
+  CHECK(uv_loop_alive(loop()) != 0);  // b still waits
+  timers.cancel(b.node);
+  // A loop that is shutting down can exit now, not in 20 s.
+  CHECK(uv_loop_alive(loop()) == 0);
+  // And arming again starts it again.
+  timers.arm(a.node, milliseconds(5));
+  REQUIRE(run_until([] { return fired == "a"; }, milliseconds(2000)));
+  uv_run(loop(), UV_RUN_NOWAIT);  // run_until's ticking timer finishes closing
+  CHECK(uv_loop_alive(loop()) == 0);
+}
+
 }  // namespace
 }  // namespace sluice
