@@ -274,9 +274,9 @@ std::string simple_config(const std::string& listener_extra, const std::string& 
   return y;
 }
 
-uint16_t admin_port(Sluice& s) {
+uint16_t admin_port(Process& sluice) {
   std::string line;
-  REQUIRE(s.process().wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
+  REQUIRE(sluice.wait_for_line(R"(admin listening on 127\.0\.0\.1:\d+)", 5s, &line));
   return static_cast<uint16_t>(std::stoi(line.substr(line.rfind(':') + 1)));
 }
 

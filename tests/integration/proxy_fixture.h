@@ -161,7 +161,8 @@ uint16_t closed_port();
 
 // The admin endpoint's port, from sluice's "admin listening on" line (a
 // config with `admin: { listen: "127.0.0.1:0" }`); waits up to 5 s.
-uint16_t admin_port(Sluice& s);
+uint16_t admin_port(Process& sluice);
+inline uint16_t admin_port(Sluice& s) { return admin_port(s.process()); }
 // The value of one sample line of a /metrics text, e.g.
 // `name{label="v"}`; -1 when absent.
 double metric_sample(const std::string& metrics, const std::string& series);

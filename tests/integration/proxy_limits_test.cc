@@ -147,7 +147,10 @@ TEST_CASE("limits: max_connections_per_ip 0 means no limit", "[limits]") {
 // backlog, and without the loop spinning on the ever-ready listener.
 TEST_CASE("limits: at EMFILE the loop neither spins nor crashes, and recovers", "[limits]") {
   Backend backend;
-  LimitedSluice s(fill(simple_config(), {{"B0", std::to_string(backend.port())}}), 64);
+  LimitedSluice s(fill(simple_config() + "admin: { listen: \"127.0.0.1:0\" }\n",
+                       {{"B0", std::to_string(backend.port())}}),
+                  64);
+  const uint16_t admin = admin_port(s.process());
   const pid_t pid = s.process().pid();
   REQUIRE(get(s.port(), "/").status == 200);
   const int fds_before = fd_count(pid);
@@ -195,6 +198,9 @@ TEST_CASE("limits: at EMFILE the loop neither spins nor crashes, and recovers", 
   }
   CHECK(status == 200);
   CHECK(wait_fds(pid, fds_before, 5s) <= fds_before + 1);  // + a pooled upstream connection
+  // The shed connections were counted.
+  CHECK(metric_sample(get(admin, "/metrics").body,
+                      "sluice_connections_refused_total{listener=\"web\",reason=\"fd_limit\"}") > 0);
 }
 
 // --- slowloris -----------------------------------------------------------------------------
