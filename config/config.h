@@ -247,6 +247,9 @@ struct Config {
   // Microseconds the loop polls instead of sleeping while a reply is due
   // (core/busy_poll.h). 0 = off.
   uint32_t busy_poll_us = 0;
+  // Microseconds of routing the loop does itself per iteration before
+  // handing the rest to the workers (core/worker_pool.h). 0 = workers only.
+  uint32_t route_on_loop_us = 200;
   // SIGTERM waits this long for requests in flight before closing them.
   Duration drain_timeout = 30s;
   std::vector<Listener> listeners;

@@ -157,6 +157,7 @@ std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
   Lines out(pairs);
   out.add("workers", config.workers);
   out.add("busy_poll_us", config.busy_poll_us);
+  out.add("route_on_loop_us", config.route_on_loop_us);
   out.add("drain_timeout", config.drain_timeout);
   for (size_t i = 0; i < config.listeners.size(); ++i)
     flatten_listener(out.under("listeners[" + std::to_string(i) + "]"), config.listeners[i]);

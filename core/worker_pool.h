@@ -9,14 +9,19 @@
 // iteration's I/O), a worker takes a batch at a time, and results come back
 // through one uv_async_t whose callback drains every ready result.
 //
-// With a BusyPoll that is on, the loop does not sleep while traffic flows,
-// so it routes each iteration's jobs itself, up to kInlineBudget of work,
-// and hands over only the rest: a futex wake-up on the way in and an
-// eventfd on the way out cost more than routing a head. A handed-over job
-// that no worker has taken kAssistDelay later, while the loop is idle, is
-// run by the loop too. Workers never spin: on a 2-CPU machine a spinning
-// worker took the CPU the app and the client needed and tripled the
-// latency it was meant to cut.
+// The loop may run jobs itself, up to an inline budget of work per
+// iteration, and hand over only the rest: a futex wake-up on the way in and
+// an eventfd on the way out cost more than routing a head (on 2 vCPUs they
+// added 60-100 µs to each request at light load and cost 10-20 % of
+// small-request throughput at 64 connections). The budget keeps a burst of
+// expensive jobs from stalling the loop's I/O: past it, the workers take
+// over, in parallel. A budget of 0 hands every job over.
+//
+// With a BusyPoll that is on, the loop does not sleep while traffic flows:
+// a handed-over job that no worker has taken kAssistDelay later, while the
+// loop is idle, is run by the loop too. Workers never spin: on a 2-CPU
+// machine a spinning worker took the CPU the app and the client needed and
+// tripled the latency it was meant to cut.
 #pragma once
 
 #include <uv.h>
@@ -59,6 +64,11 @@ class WorkerPool {
     unsigned threads = 1;
     size_t queue_capacity = 4096;  // jobs waiting for a thread; full -> reject
     BusyPoll* busy_poll = nullptr;   // kicked on each hand-over
+    uint64_t inline_budget_ns = 0;   // jobs the loop runs itself per iteration
+    // Runs first on each worker thread: sets up its scratch memory, so a
+    // worker's first job allocates nothing even when the loop did all the
+    // work until then.
+    std::function<void()> thread_start = {};
   };
 
   static Result<std::unique_ptr<WorkerPool>> create(uv_loop_t* loop, Options opts, Work work,
@@ -105,7 +115,7 @@ class WorkerPool {
   // than at the end of the iteration (tests, shutdown).
   void flush() {
     if (pending_.empty()) return;
-    if (busy_polling()) {
+    if (opts_.inline_budget_ns > 0) {
       run_on_loop();
       if (pending_.empty()) return;
     }
@@ -152,6 +162,9 @@ class WorkerPool {
     assist_.close();
   }
 
+  // Loop thread. Takes effect at the next flush (reload).
+  void set_inline_budget(uint64_t ns) { opts_.inline_budget_ns = ns; }
+
   // Loop thread.
   const WorkerPoolStats& stats() const { return stats_; }
   unsigned threads() const { return opts_.threads; }
@@ -164,6 +177,10 @@ class WorkerPool {
     jobs_.resize(opts_.queue_capacity);
     pending_.reserve(opts_.queue_capacity);
     inline_.reserve(opts_.queue_capacity);
+    // The two result lists trade places at each drain; a worker appends to
+    // whichever is current. Room for a batch per worker before growing.
+    ready_.reserve(kBatch * opts_.threads);
+    draining_.reserve(kBatch * opts_.threads);
   }
 
   void start() {
@@ -172,6 +189,7 @@ class WorkerPool {
   }
 
   void run() {
+    if (opts_.thread_start) opts_.thread_start();
     std::vector<Job> batch;
     std::vector<Out> outs;
     batch.reserve(kBatch);
@@ -206,23 +224,20 @@ class WorkerPool {
 
   bool busy_polling() const { return opts_.busy_poll != nullptr && opts_.busy_poll->budget_ns() > 0; }
 
-  // Loop thread, busy polling. The jobs of this iteration are routed right
-  // here, as many as fit in kInlineBudget; the rest go to the workers. A
-  // loop that never sleeps has the time, and a thread wake-up on each side
-  // of the hand-over costs more than routing a head; the budget keeps a
-  // burst of expensive routes (long regex lists) from stalling the loop.
+  // Loop thread. The jobs of this iteration run right here, as many as fit
+  // in the inline budget; the rest go to the workers.
   void run_on_loop() {
     inline_.swap(pending_);  // delivering may submit again, into pending_
     const uint64_t start = uv_hrtime();
     size_t i = 0;
-    for (; i < inline_.size() && uv_hrtime() - start < kInlineBudget; ++i) {
+    for (; i < inline_.size() && uv_hrtime() - start < opts_.inline_budget_ns; ++i) {
       ++stats_.assisted;
       ++stats_.delivered;
       deliver_(work_(inline_[i]));
     }
     for (; i < inline_.size(); ++i) pending_.push_back(std::move(inline_[i]));
     inline_.clear();
-    if (opts_.busy_poll != nullptr) opts_.busy_poll->kick();
+    if (busy_polling()) opts_.busy_poll->kick();
   }
 
   // Loop thread, every iteration while jobs handed over may still be in the
@@ -274,7 +289,6 @@ class WorkerPool {
   // An awake worker takes a job within a microsecond or two; a sleeping one
   // takes 10-50 µs to wake on a virtual machine.
   static constexpr uint64_t kAssistDelay = 5'000;  // ns
-  static constexpr uint64_t kInlineBudget = 200'000;  // ns of routing per loop iteration
 
   Options opts_;
   Work work_;

@@ -93,13 +93,16 @@ std::optional<std::string_view> effective_host(const RequestHead& head, const Ta
   return host_name.value_or(std::string_view{});
 }
 
+// The normalised path lives in a per-thread buffer (each worker's, and the
+// loop's): no allocation once warm.
+thread_local std::string path_scratch;
+
 RouteOutcome route(RouteResult& r, config::EncodedSlashes slashes) {
   const RequestHead& head = r.head;
   auto target = parse_target(head.target_view());
   if (!target) return RouteOutcome::BadRequest;
 
-  // The normalised path lives in a per-worker buffer: no allocation once warm.
-  thread_local std::string path;
+  std::string& path = path_scratch;
   path.clear();
   if (target->form == TargetForm::Asterisk) {
     if (head.method_view() != "OPTIONS") return RouteOutcome::BadRequest;
@@ -129,6 +132,12 @@ RouteOutcome route(RouteResult& r, config::EncodedSlashes slashes) {
 }
 
 }  // namespace
+
+void warm_routing_thread() {
+  // The default limit on a head (limits.max_header_bytes) bounds its path;
+  // a listener that allows longer heads may grow it once.
+  path_scratch.reserve(16 * 1024);
+}
 
 RouteResult route_request(RouteJob&& job) {
   RouteResult r;

@@ -48,5 +48,7 @@ struct RouteResult {
 
 // Routes one request. Pure: the same job always gives the same result.
 RouteResult route_request(RouteJob&& job);
+// Sets up the calling thread's routing scratch memory (worker start-up).
+void warm_routing_thread();
 
 }  // namespace sluice::proxy

@@ -40,7 +40,11 @@ Result<bool> Server::start() {
 
   auto workers = WorkerPool<RouteJob, RouteResult>::create(
       loop_,
-      {.threads = cfg_->workers, .queue_capacity = kRouteQueueCapacity, .busy_poll = &busy_poll_},
+      {.threads = cfg_->workers,
+       .queue_capacity = kRouteQueueCapacity,
+       .busy_poll = &busy_poll_,
+       .inline_budget_ns = uint64_t{cfg_->route_on_loop_us} * 1000,
+       .thread_start = warm_routing_thread},
       [](RouteJob& job) { return route_request(std::move(job)); },
       [this](RouteResult&& r) { on_routed(std::move(r)); });
   if (!workers) return unexpected(workers.error());
@@ -169,6 +173,7 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
                  next->workers);
   }
   busy_poll_.set_budget(uint64_t{next->busy_poll_us} * 1000);
+  workers_->set_inline_budget(uint64_t{next->route_on_loop_us} * 1000);
   cfg_ = std::move(next);
   return true;
 }

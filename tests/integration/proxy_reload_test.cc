@@ -143,3 +143,45 @@ TEST_CASE("reload: repeated reloads under load lose no request", "[reload]") {
 }
 
 }  // namespace
+
+// route_on_loop_us: by default the loop routes the heads itself (a lone
+// request never waits for two thread wake-ups); 0, set by a reload, sends
+// every head to a worker; setting it back returns them to the loop.
+TEST_CASE("reload: route_on_loop_us moves routing between the loop and the workers", "[reload]") {
+  Backend backend;
+  auto config = [&](const std::string& top) {
+    return top +
+           "listeners:\n"
+           "  - { name: web, listen: \"127.0.0.1:0\" }\n"
+           "routes:\n"
+           "  - { name: app, upstream: app }\n"
+           "upstreams:\n"
+           "  app:\n"
+           "    servers:\n"
+           "      - { address: \"127.0.0.1:" + std::to_string(backend.port()) + "\" }\n"
+           "admin: { listen: \"127.0.0.1:0\" }\n"
+           "logging: { level: info, access_log: { path: \"off\" } }\n";
+  };
+  Sluice s(config(""));
+  uint16_t admin = admin_port(s);
+  auto sample = [&](const std::string& series) { return metric_sample(get(admin, "/metrics").body, series); };
+  auto send = [&](int n) {
+    for (int i = 0; i < n; ++i) REQUIRE(get(s.port(), "/r/" + std::to_string(i)).status == 200);
+  };
+
+  send(20);
+  CHECK(sample("sluice_worker_jobs_total") == 20);
+  CHECK(sample("sluice_worker_jobs_on_loop_total") == 20);
+
+  s.rewrite_config(config("route_on_loop_us: 0\n"));
+  reload(s, 1);
+  send(20);
+  CHECK(sample("sluice_worker_jobs_total") == 40);
+  CHECK(sample("sluice_worker_jobs_on_loop_total") == 20);  // the workers routed all 20
+
+  s.rewrite_config(config("route_on_loop_us: 50\n"));
+  reload(s, 2);
+  send(20);
+  CHECK(sample("sluice_worker_jobs_total") == 60);
+  CHECK(sample("sluice_worker_jobs_on_loop_total") == 40);
+}

@@ -146,6 +146,7 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
   std::vector<std::pair<std::string, std::string>> expected{
       {"workers", "2"},
       {"busy_poll_us", "0"},
+      {"route_on_loop_us", "200"},
       {"drain_timeout", "30s"},
       {"listeners[0].name", "web"},
       {"listeners[0].listen", "127.0.0.1:8080"},

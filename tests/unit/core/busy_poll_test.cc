@@ -134,7 +134,7 @@ TEST_CASE_METHOD(test::LoopFixture, "busy poll: worker pool hand-overs kick it a
   bp.close();
 }
 
-TEST_CASE_METHOD(test::LoopFixture, "busy poll off: a job waits for a worker, never the loop",
+TEST_CASE_METHOD(test::LoopFixture, "busy poll off, no inline budget: a job waits for a worker, never the loop",
                  "[busy_poll][worker_pool]") {
   // One worker, held inside the first job: the second job sits in the ring.
   std::atomic<bool> release{false};
@@ -173,7 +173,7 @@ TEST_CASE_METHOD(test::LoopFixture, "busy poll on: the loop routes what fits its
   BusyPoll bp(loop(), 50'000'000);
   std::vector<std::pair<uint64_t, bool>> got;  // job, ran on the loop thread
   auto pool = WorkerPool<Job, Out>::create(
-      loop(), {.threads = 2, .queue_capacity = 64, .busy_poll = &bp},
+      loop(), {.threads = 2, .queue_capacity = 64, .busy_poll = &bp, .inline_budget_ns = 200'000},
       [&](Job& j) {
         // Job 1 takes longer than a loop iteration's routing budget.
         if (j.n == 1) std::this_thread::sleep_for(2ms);

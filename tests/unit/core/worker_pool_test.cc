@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -129,6 +131,65 @@ TEST_CASE_METHOD(test::LoopFixture, "worker pool: jobs of one loop iteration go 
   uv_run(loop(), UV_RUN_NOWAIT);  // check phase: hand-over
   REQUIRE(run_until([&] { return got == 10; }));
   CHECK((*pool)->stats().delivered == 10);
+  (*pool)->stop();
+}
+
+TEST_CASE_METHOD(test::LoopFixture, "worker pool: the loop runs what fits its inline budget, workers the rest",
+                 "[worker_pool]") {
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<Out> got;
+  auto pool = Pool::create(loop(), {.threads = 2, .queue_capacity = 64, .inline_budget_ns = 200'000},
+                           [](Job& j) {
+                             // Job 1 takes longer than an iteration's budget.
+                             if (j.id == 1) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+                             return square(j);
+                           },
+                           [&](Out&& o) { got.push_back(o); });
+  REQUIRE(pool.ok());
+
+  // A lone job runs during the hand-over itself, on the loop: no wake-up.
+  Job lone{7, 3};
+  REQUIRE((*pool)->try_submit(lone));
+  (*pool)->flush();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].id == 7);
+  CHECK(got[0].square == 9);
+  CHECK(got[0].worker == loop_thread);
+  CHECK((*pool)->stats().assisted == 1);
+  CHECK((*pool)->stats().wakeups == 0);
+  got.clear();
+
+  // The slow job uses up the budget; the rest of the batch goes to the
+  // workers, which run it off the loop.
+  for (uint64_t n = 1; n <= 10; ++n) {
+    Job j{n, n};
+    REQUIRE((*pool)->try_submit(j));
+  }
+  (*pool)->flush();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].id == 1);
+  CHECK(got[0].worker == loop_thread);
+  REQUIRE(run_until([&] { return got.size() == 10; }));
+  std::vector<uint64_t> ids;
+  for (size_t i = 1; i < got.size(); ++i) {
+    ids.push_back(got[i].id);
+    CHECK(got[i].square == got[i].id * got[i].id);
+    CHECK(got[i].worker != loop_thread);
+  }
+  std::sort(ids.begin(), ids.end());
+  CHECK(ids == std::vector<uint64_t>{2, 3, 4, 5, 6, 7, 8, 9, 10});
+  CHECK((*pool)->stats().assisted == 2);
+  CHECK((*pool)->stats().delivered == 11);
+
+  // A budget of 0 (set at reload) hands everything over.
+  (*pool)->set_inline_budget(0);
+  got.clear();
+  Job late{5, 5};
+  REQUIRE((*pool)->try_submit(late));
+  (*pool)->flush();
+  CHECK(got.empty());
+  REQUIRE(run_until([&] { return got.size() == 1; }));
+  CHECK(got[0].worker != loop_thread);
   (*pool)->stop();
 }
 
