@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -70,6 +71,10 @@ struct ListenerLimits {
 // 400 (Apache's and Tomcat's default); Decode routes them as "/" (nginx);
 // Keep routes them as ordinary characters.
 enum class EncodedSlashes : uint8_t { Reject, Decode, Keep };
+
+// Listeners per config: a client connection keeps its listener's index in
+// 16 bits.
+inline constexpr size_t kMaxListeners = 65535;
 
 struct Listener {
   std::string name;

@@ -24,6 +24,14 @@ void load_listeners(LoadState& state, const Field& field) {
   std::vector<Field> items = sequence_items(diag, field);
   if (items.empty() && (field.node.IsNull() || field.node.IsSequence()))
     field.error(diag, "at least one listener is required");
+  // A connection names its listener by a 16-bit index (an idle connection's
+  // bytes count); each listener holds a socket, so real configs are far below.
+  // The file is refused anyway; checking each of them would only add time.
+  if (items.size() > kMaxListeners) {
+    field.error(diag, "at most " + std::to_string(kMaxListeners) + " listeners are supported, not " +
+                          std::to_string(items.size()));
+    return;
+  }
 
   UniqueNames names("listener name");
   for (const Field& item : items) {

@@ -136,6 +136,17 @@ TEST_CASE("an empty listener list is an error") {
   CHECK(load_errors("listeners: []\n") == Errors{"sluice.yaml:1:12: listeners: at least one listener is required"});
 }
 
+TEST_CASE("more listeners than a connection can index are an error") {
+  // 65,536 distinct listeners: 127.0.0.1 and 127.0.0.2, ports 1 to 32768.
+  std::string yaml = "listeners:\n";
+  for (int i = 0; i < 65536; ++i) {
+    yaml += "  - { name: l" + std::to_string(i) + ", listen: \"127.0.0." + std::to_string(1 + i / 32768) +
+            ":" + std::to_string(1 + i % 32768) + "\" }\n";
+  }
+  CHECK(load_errors(yaml) ==
+        Errors{"sluice.yaml:2:3: listeners: at most 65535 listeners are supported, not 65536"});
+}
+
 TEST_CASE("two path matchers in one route are an error") {
   CHECK(load_errors(minimal_plus("routes:\n"
                                  "  - name: r\n"
