@@ -32,24 +32,31 @@ class BusyPoll {
   // off (one compare) and when already spinning (a clock read).
   void kick() {
     if (budget_ns_ == 0) return;
-    deadline_ = uv_hrtime() + budget_ns_;
-    if (!spinning_) start();
+    const uint64_t now = uv_hrtime();
+    deadline_ = now + budget_ns_;
+    if (!spinning_) start(now);
   }
   void set_budget(uint64_t budget_ns) { budget_ns_ = budget_ns; }
   uint64_t budget_ns() const { return budget_ns_; }
   bool spinning() const { return spinning_; }
   uint64_t spins() const { return spins_; }  // times the loop started spinning
+  // Wall time spent with polling on, the current spell included: an upper
+  // bound on the CPU that polling cost (the loop also did its real work in
+  // that time), for operators weighing the budget.
+  uint64_t spun_ns() const { return spinning_ ? spun_ns_ + (uv_hrtime() - started_ns_) : spun_ns_; }
 
   void close() { idle_.close(); }
 
  private:
-  void start();
+  void start(uint64_t now);
   static void on_idle(uv_idle_t* h);
 
   UvHandle<uv_idle_t> idle_;
   uint64_t budget_ns_;
   uint64_t deadline_ = 0;
   uint64_t spins_ = 0;
+  uint64_t started_ns_ = 0;  // when the current spell began
+  uint64_t spun_ns_ = 0;     // spells that ended
   bool spinning_ = false;
 };
 

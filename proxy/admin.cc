@@ -260,6 +260,9 @@ std::string AdminServer::render_metrics() const {
   help(out, "sluice_busy_poll_spins_total", "counter",
        "Times the loop started polling instead of sleeping (busy_poll_us > 0).");
   line(out, "sluice_busy_poll_spins_total", {}, static_cast<double>(server_.busy_poll().spins()));
+  help(out, "sluice_busy_poll_seconds_total", "counter",
+       "Wall time the loop polled instead of sleeping (busy_poll_us > 0): at most the CPU polling cost.");
+  line(out, "sluice_busy_poll_seconds_total", {}, static_cast<double>(server_.busy_poll().spun_ns()) / 1e9);
 
   help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
   for (const auto& [name, pool] : server_.pools()) {

@@ -380,4 +380,9 @@ TEST_CASE("shield: with busy polling the loop routes and every answer is right",
   CHECK(metric(admin, "sluice_worker_jobs_total") == 50);
   CHECK(metric(admin, "sluice_worker_jobs_on_loop_total") >= 40);
   CHECK(metric(admin, "sluice_busy_poll_spins_total") >= 1);
+  // 50 requests, each kicking a 100 µs budget: some polling, far below the
+  // test's wall time.
+  const double polled = metric(admin, "sluice_busy_poll_seconds_total");
+  CHECK(polled > 0);
+  CHECK(polled < 5);
 }

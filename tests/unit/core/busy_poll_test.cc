@@ -57,6 +57,9 @@ TEST_CASE_METHOD(test::LoopFixture, "busy poll: a kick makes the loop poll witho
   uint64_t after = iterations_during(*this, counter, 40ms);
   CHECK(after < 20);
   CHECK(bp.spins() == 1);
+  // One spell of the 30 ms budget (it ends at the first iteration past it).
+  CHECK(bp.spun_ns() >= 30'000'000);
+  CHECK(bp.spun_ns() < 45'000'000);
   bp.close();
 }
 
@@ -67,6 +70,7 @@ TEST_CASE_METHOD(test::LoopFixture, "busy poll: budget 0 never spins; a new kick
   bp.kick();
   CHECK_FALSE(bp.spinning());
   CHECK(iterations_during(*this, counter, 30ms) < 20);
+  CHECK(bp.spun_ns() == 0);
 
   bp.set_budget(20'000'000);  // 20 ms, as a reload would
   bp.kick();
