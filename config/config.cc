@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
+
 #include <cstring>
 
 namespace sluice::config {
@@ -29,6 +31,23 @@ bool SocketAddress::same_endpoint(const SocketAddress& other) const {
            std::memcmp(&a.sin6_addr, &b.sin6_addr, sizeof a.sin6_addr) == 0;
   }
   return false;  // unresolved (AF_UNSPEC) addresses are never the same endpoint
+}
+
+bool SocketAddress::overlaps(const SocketAddress& other) const {
+  if (same_endpoint(other)) return true;
+  if (port != other.port || sockaddr.ss_family != other.sockaddr.ss_family) return false;
+  if (sockaddr.ss_family == AF_INET) {
+    auto any = [](const sockaddr_storage& s) { return as<sockaddr_in>(s).sin_addr.s_addr == htonl(INADDR_ANY); };
+    return any(sockaddr) || any(other.sockaddr);
+  }
+  if (sockaddr.ss_family == AF_INET6) {
+    auto any = [](const sockaddr_storage& s) {
+      const in6_addr a = as<sockaddr_in6>(s).sin6_addr;
+      return std::memcmp(&a, &in6addr_any, sizeof a) == 0;
+    };
+    return any(sockaddr) || any(other.sockaddr);
+  }
+  return false;
 }
 
 const Upstream* Config::find_upstream(std::string_view name) const {

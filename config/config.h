@@ -42,6 +42,12 @@ struct SocketAddress {
   const ::sockaddr* sa() const { return reinterpret_cast<const ::sockaddr*>(&sockaddr); }
   // Same resolved address (and port), whatever the spelling.
   bool same_endpoint(const SocketAddress& other) const;
+  // Two listening sockets on these could not both bind: the same endpoint,
+  // or the same port where one is the wildcard of the other's family
+  // (0.0.0.0 takes every IPv4 address; Linux refuses the second bind even
+  // with SO_REUSEADDR). "[::]" against IPv4 depends on the host's
+  // net.ipv6.bindv6only, so it is left to bind() to say.
+  bool overlaps(const SocketAddress& other) const;
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;  // ordered

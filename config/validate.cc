@@ -40,8 +40,10 @@ void report_reused_addresses(Diagnostics& diag, std::vector<AddressUse> uses) {
   for (size_t i = 0; i < uses.size(); ++i) {
     if (uses[i].address.port == 0) continue;
     for (size_t j = 0; j < i; ++j) {
-      if (!uses[j].address.same_endpoint(uses[i].address)) continue;
-      uses[i].field.error(diag, "address " + quoted(uses[i].address.text) + " already used by " + uses[j].owner +
+      if (!uses[j].address.overlaps(uses[i].address)) continue;
+      const bool same = uses[j].address.same_endpoint(uses[i].address);
+      uses[i].field.error(diag, "address " + quoted(uses[i].address.text) + (same ? " already used by " : " overlaps ") +
+                                    (same ? "" : quoted(uses[j].address.text) + " of ") + uses[j].owner +
                                     " at line " + std::to_string(line_number(uses[j].field.mark)));
       break;
     }

@@ -257,6 +257,23 @@ TEST_CASE("a listen address used twice is an error, across listeners and admin")
         });
 }
 
+TEST_CASE("a wildcard listen address overlapping another on its port is an error") {
+  CHECK(load_errors("listeners:\n"
+                    "  - name: web\n"
+                    "    listen: \"0.0.0.0:8080\"\n"
+                    "admin:\n"
+                    "  listen: \"127.0.0.1:8080\"\n") ==
+        Errors{
+            "sluice.yaml:5:11: admin.listen: address \"127.0.0.1:8080\" overlaps \"0.0.0.0:8080\" of listeners[0] at line 3",
+        });
+  // Another port on the same host is fine.
+  CHECK(load_ok("listeners:\n"
+                "  - name: web\n"
+                "    listen: \"0.0.0.0:8080\"\n"
+                "admin:\n"
+                "  listen: \"127.0.0.1:9090\"\n") != nullptr);
+}
+
 TEST_CASE("a server listed twice in one upstream is an error") {
   CHECK(load_errors(minimal_plus("upstreams:\n"
                                  "  app:\n"

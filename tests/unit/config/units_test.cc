@@ -152,3 +152,17 @@ TEST_CASE("same_endpoint compares resolved addresses, not spellings") {
   CHECK_FALSE(a.same_endpoint(*parse_address("[::1]:8080")));
   CHECK(parse_address("[::1]:8080")->same_endpoint(*parse_address("[0:0::1]:8080")));
 }
+
+TEST_CASE("overlaps: the same endpoint, or a wildcard of the same family on the same port") {
+  auto any4 = *parse_address("0.0.0.0:8080");
+  CHECK(any4.overlaps(*parse_address("127.0.0.1:8080")));
+  CHECK(parse_address("127.0.0.1:8080")->overlaps(any4));
+  CHECK(any4.overlaps(any4));
+  CHECK_FALSE(any4.overlaps(*parse_address("127.0.0.1:8081")));
+  CHECK_FALSE(parse_address("127.0.0.1:8080")->overlaps(*parse_address("127.0.0.2:8080")));
+  auto any6 = *parse_address("[::]:8080");
+  CHECK(any6.overlaps(*parse_address("[::1]:8080")));
+  CHECK_FALSE(any6.overlaps(*parse_address("[::1]:9090")));
+  // Whether [::] takes IPv4 too is the host's net.ipv6.bindv6only: bind() says.
+  CHECK_FALSE(any6.overlaps(any4));
+}
