@@ -49,7 +49,9 @@ struct WorkerPoolStats {
   uint64_t rejected = 0;   // queue full or stopped
   uint64_t delivered = 0;  // results handed to the loop
   uint64_t wakeups = 0;    // async callbacks that found results
-  uint64_t assisted = 0;   // jobs the idle loop ran itself (counted in delivered too)
+  // Jobs the loop ran itself, within its inline budget or taken back while
+  // idle (counted in delivered too).
+  uint64_t assisted = 0;
 };
 
 template <class Job, class Out>
