@@ -33,21 +33,19 @@ bool SocketAddress::same_endpoint(const SocketAddress& other) const {
   return false;  // unresolved (AF_UNSPEC) addresses are never the same endpoint
 }
 
-bool SocketAddress::overlaps(const SocketAddress& other) const {
-  if (same_endpoint(other)) return true;
-  if (port != other.port || sockaddr.ss_family != other.sockaddr.ss_family) return false;
-  if (sockaddr.ss_family == AF_INET) {
-    auto any = [](const sockaddr_storage& s) { return as<sockaddr_in>(s).sin_addr.s_addr == htonl(INADDR_ANY); };
-    return any(sockaddr) || any(other.sockaddr);
-  }
+bool SocketAddress::is_wildcard() const {
+  if (sockaddr.ss_family == AF_INET) return as<sockaddr_in>(sockaddr).sin_addr.s_addr == htonl(INADDR_ANY);
   if (sockaddr.ss_family == AF_INET6) {
-    auto any = [](const sockaddr_storage& s) {
-      const in6_addr a = as<sockaddr_in6>(s).sin6_addr;
-      return std::memcmp(&a, &in6addr_any, sizeof a) == 0;
-    };
-    return any(sockaddr) || any(other.sockaddr);
+    const in6_addr a = as<sockaddr_in6>(sockaddr).sin6_addr;
+    return std::memcmp(&a, &in6addr_any, sizeof a) == 0;
   }
   return false;
+}
+
+bool SocketAddress::overlaps(const SocketAddress& other) const {
+  if (same_endpoint(other)) return true;
+  return port == other.port && sockaddr.ss_family == other.sockaddr.ss_family &&
+         (is_wildcard() || other.is_wildcard());
 }
 
 const Upstream* Config::find_upstream(std::string_view name) const {

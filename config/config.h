@@ -48,6 +48,7 @@ struct SocketAddress {
   // with SO_REUSEADDR). "[::]" against IPv4 depends on the host's
   // net.ipv6.bindv6only, so it is left to bind() to say.
   bool overlaps(const SocketAddress& other) const;
+  bool is_wildcard() const;  // 0.0.0.0 or [::]
 };
 
 using HeaderList = std::vector<std::pair<std::string, std::string>>;  // ordered

@@ -56,8 +56,8 @@ void load_buffering(LoadState& state, const MapReader& buffering) {
 
 void load_document(LoadState& state, const YAML::Node& root) {
   MapReader top(state.diag, Field{root, "", root.Mark()},
-                {"workers", "busy_poll_us", "route_on_loop_us", "drain_timeout", "listeners", "routes", "upstreams", "admin",
-                 "logging", "buffering"});
+                {"workers", "busy_poll_us", "route_on_loop_us", "drain_timeout", "listeners", "routes",
+                 "upstreams", "admin", "logging", "buffering"});
   Config& config = state.config;
   config.workers = default_workers();
   top.read("workers", config.workers, integer<uint32_t>(1, 256));

@@ -40,11 +40,13 @@ void report_reused_addresses(Diagnostics& diag, std::vector<AddressUse> uses) {
   for (size_t i = 0; i < uses.size(); ++i) {
     if (uses[i].address.port == 0) continue;
     for (size_t j = 0; j < i; ++j) {
-      if (!uses[j].address.overlaps(uses[i].address)) continue;
-      const bool same = uses[j].address.same_endpoint(uses[i].address);
-      uses[i].field.error(diag, "address " + quoted(uses[i].address.text) + (same ? " already used by " : " overlaps ") +
-                                    (same ? "" : quoted(uses[j].address.text) + " of ") + uses[j].owner +
-                                    " at line " + std::to_string(line_number(uses[j].field.mark)));
+      const SocketAddress& earlier = uses[j].address;
+      if (!earlier.overlaps(uses[i].address)) continue;
+      const std::string relation = earlier.same_endpoint(uses[i].address)
+                                       ? " already used by "
+                                       : " overlaps " + quoted(earlier.text) + " of ";
+      uses[i].field.error(diag, "address " + quoted(uses[i].address.text) + relation + uses[j].owner + " at line " +
+                                    std::to_string(line_number(uses[j].field.mark)));
       break;
     }
   }

@@ -255,7 +255,8 @@ std::string AdminServer::render_metrics() const {
   help(out, "sluice_worker_jobs_total", "counter", "Request heads routed by the worker pool.");
   line(out, "sluice_worker_jobs_total", {}, static_cast<double>(w.delivered));
   help(out, "sluice_worker_jobs_on_loop_total", "counter",
-       "Of those, run by the loop itself: within route_on_loop_us, or because no worker had taken them while busy polling.");
+       "Of those, run by the loop itself: within route_on_loop_us, or because no worker had "
+       "taken them while busy polling.");
   line(out, "sluice_worker_jobs_on_loop_total", {}, static_cast<double>(w.assisted));
   help(out, "sluice_busy_poll_spins_total", "counter",
        "Times the loop started polling instead of sleeping (busy_poll_us > 0).");

@@ -150,17 +150,8 @@ TEST_CASE("reload: repeated reloads under load lose no request", "[reload]") {
 TEST_CASE("reload: route_on_loop_us moves routing between the loop and the workers", "[reload]") {
   Backend backend;
   auto config = [&](const std::string& top) {
-    return top +
-           "listeners:\n"
-           "  - { name: web, listen: \"127.0.0.1:0\" }\n"
-           "routes:\n"
-           "  - { name: app, upstream: app }\n"
-           "upstreams:\n"
-           "  app:\n"
-           "    servers:\n"
-           "      - { address: \"127.0.0.1:" + std::to_string(backend.port()) + "\" }\n"
-           "admin: { listen: \"127.0.0.1:0\" }\n"
-           "logging: { level: info, access_log: { path: \"off\" } }\n";
+    return top + fill(simple_config(), {{"B0", std::to_string(backend.port())}}) +
+           "admin: { listen: \"127.0.0.1:0\" }\n";
   };
   Sluice s(config(""));
   uint16_t admin = admin_port(s);

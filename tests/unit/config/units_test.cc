@@ -165,4 +165,8 @@ TEST_CASE("overlaps: the same endpoint, or a wildcard of the same family on the 
   CHECK_FALSE(any6.overlaps(*parse_address("[::1]:9090")));
   // Whether [::] takes IPv4 too is the host's net.ipv6.bindv6only: bind() says.
   CHECK_FALSE(any6.overlaps(any4));
+  CHECK(any4.is_wildcard());
+  CHECK(any6.is_wildcard());
+  CHECK_FALSE(parse_address("127.0.0.1:8080")->is_wildcard());
+  CHECK_FALSE(parse_address("[::1]:8080")->is_wildcard());
 }
