@@ -169,7 +169,8 @@ double metric_sample(const std::string& metrics, const std::string& series);
 
 // --- raw sockets ----------------------------------------------------------------
 
-// Connects to 127.0.0.1:port; fails the test if it cannot.
+// Connects to 127.0.0.1:port; fails the test if it cannot. Catch2 (v2)
+// assertions are not thread-safe: call this from the test's own thread only.
 UniqueFd connect_or_fail(uint16_t port);
 
 // Receives up to `max` bytes; "" on EOF, error or timeout (then *eof says
@@ -204,7 +205,10 @@ std::vector<std::string> head_values(std::string_view head, std::string_view nam
 // A chunked encoding of `body` with chunks of at most `chunk` bytes.
 std::string chunked(std::string_view body, size_t chunk = 64 * 1024);
 
-// Runs `n` copies of `fn(i)` on threads at once and joins them.
+// Runs `n` copies of `fn(i)` on threads at once and joins them. `fn` must not
+// use Catch2's macros (INFO, CHECK, REQUIRE, or helpers that do, such as
+// connect_or_fail): they are not thread-safe, and concurrent use corrupts
+// the heap. Record results and assert after the join.
 void run_parallel(int n, const std::function<void(int)>& fn);
 
 // --- thread-per-request app ------------------------------------------------------
