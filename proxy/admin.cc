@@ -251,13 +251,17 @@ std::string AdminServer::render_metrics() const {
        "Access-log lines dropped because the writer could not keep up.");
   line(out, "sluice_access_log_dropped_total", {},
        static_cast<double>(server_.access_log().dropped()));
-  const WorkerPoolStats& w = server_.worker_stats();
+  const WorkerPoolStats w = server_.worker_stats();
   help(out, "sluice_worker_jobs_total", "counter", "Request heads routed by the worker pool.");
   line(out, "sluice_worker_jobs_total", {}, static_cast<double>(w.delivered));
   help(out, "sluice_worker_jobs_on_loop_total", "counter",
        "Of those, run by the loop itself: within route_on_loop_us, or because no worker had "
        "taken them while busy polling.");
   line(out, "sluice_worker_jobs_on_loop_total", {}, static_cast<double>(w.assisted));
+  help(out, "sluice_worker_job_seconds", "gauge",
+       "Moving average of the time routing one request head takes; the loop routes heads "
+       "itself only while this is at most 1/8 of route_on_loop_us.");
+  line(out, "sluice_worker_job_seconds", {}, static_cast<double>(w.job_cost_ns) / 1e9);
   help(out, "sluice_busy_poll_spins_total", "counter",
        "Times the loop started polling instead of sleeping (busy_poll_us > 0).");
   line(out, "sluice_busy_poll_spins_total", {}, static_cast<double>(server_.busy_poll().spins()));

@@ -61,7 +61,7 @@ class Server {
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   AccessLog& access_log() { return *access_log_; }
   Metrics& metrics() { return metrics_; }
-  const WorkerPoolStats& worker_stats() const { return workers_ ? workers_->stats() : kNoWorkerStats; }
+  WorkerPoolStats worker_stats() const { return workers_ ? workers_->stats() : WorkerPoolStats{}; }
   const BusyPoll& busy_poll() const { return busy_poll_; }
   const std::unordered_map<std::string, std::unique_ptr<UpstreamPool>>& pools() const {
     return pools_;
@@ -79,7 +79,6 @@ class Server {
   const std::vector<std::unique_ptr<Listener>>& listeners() const { return listeners_; }
 
  private:
-  static constexpr WorkerPoolStats kNoWorkerStats{};
   // 24 bytes per connection; the peer address is the connection's own.
   struct Slot {
     ClientConnection* conn = nullptr;

@@ -193,6 +193,65 @@ TEST_CASE_METHOD(test::LoopFixture, "worker pool: the loop runs what fits its in
   (*pool)->stop();
 }
 
+TEST_CASE_METHOD(test::LoopFixture,
+                 "worker pool: expensive jobs go to the workers, and cheap ones come back to the loop",
+                 "[worker_pool]") {
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<Out> got;
+  auto pool = Pool::create(loop(), {.threads = 2, .queue_capacity = 64, .inline_budget_ns = 200'000},
+                           [](Job& j) {
+                             // input 0: a job costing half the budget (a long regex list).
+                             if (j.input == 0) std::this_thread::sleep_for(std::chrono::microseconds(100));
+                             return square(j);
+                           },
+                           [&](Out&& o) { got.push_back(o); });
+  REQUIRE(pool.ok());
+  CHECK((*pool)->stats().job_cost_ns == 0);
+
+  // Nothing is known of the cost yet: the first expensive job runs inline,
+  // and is measured.
+  Job first{1, 0};
+  REQUIRE((*pool)->try_submit(first));
+  (*pool)->flush();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].worker == loop_thread);
+  CHECK((*pool)->stats().job_cost_ns >= 100'000);
+
+  // Over 1/8 of the budget: the next one goes to a worker although it would
+  // fit the budget.
+  got.clear();
+  Job second{2, 0};
+  REQUIRE((*pool)->try_submit(second));
+  (*pool)->flush();
+  CHECK(got.empty());
+  REQUIRE(run_until([&] { return got.size() == 1; }));
+  CHECK(got[0].worker != loop_thread);
+  CHECK((*pool)->stats().assisted == 1);
+
+  // Cheap jobs, measured on the workers, bring the average down until the
+  // loop runs them itself again (from 100 µs, about 11 samples to 25 µs).
+  int handed_over = 0;
+  bool back_on_loop = false;
+  for (uint64_t id = 3; id < 60 && !back_on_loop; ++id) {
+    got.clear();
+    Job cheap{id, 2};
+    REQUIRE((*pool)->try_submit(cheap));
+    (*pool)->flush();
+    if (got.size() == 1) {
+      back_on_loop = got[0].worker == loop_thread;
+      continue;
+    }
+    ++handed_over;
+    REQUIRE(run_until([&] { return got.size() == 1; }));
+    CHECK(got[0].worker != loop_thread);
+  }
+  INFO(handed_over << " cheap jobs went to the workers first");
+  CHECK(back_on_loop);
+  CHECK(handed_over >= 5);
+  CHECK((*pool)->stats().job_cost_ns <= 25'000);
+  (*pool)->stop();
+}
+
 TEST_CASE_METHOD(test::LoopFixture, "worker pool: stop drops pending work and leaks no handle",
                  "[worker_pool]") {
   size_t got = 0;
