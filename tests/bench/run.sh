@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Benchmarks sluice against the backend alone, nginx and HAProxy, all on
-# loopback, and writes the medians into docs/benchmarks.md.
+# Benchmarks sluice against the backend alone, nginx, HAProxy and Caddy, all
+# on loopback, and writes the medians into docs/benchmarks.md.
 #
 #   bash tests/bench/run.sh
 #
@@ -8,7 +8,7 @@
 #   ROUNDS [3]        interleaved rounds; every figure is the median
 #   DURATION [10]     seconds per wrk run
 #   IDLE_CONNS [10000] idle connections for the memory figure
-#   TARGETS ["direct sluice nginx1 nginx2 haproxy1 haproxy2"]
+#   TARGETS ["direct sluice nginx1 nginx2 haproxy1 haproxy2 caddy"]
 #   BUILD_DIR [build] SKIP_BUILD [0]  where to build, or use what is there
 #   SLUICE_BIN, BACKEND_BIN           override the binaries
 #   OUT [docs/benchmarks.md]          report file (results between markers)
@@ -23,7 +23,7 @@ BENCH_DIR="$ROOT/tests/bench"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-TARGETS=${TARGETS:-"direct sluice nginx1 nginx2 haproxy1 haproxy2"}
+TARGETS=${TARGETS:-"direct sluice nginx1 nginx2 haproxy1 haproxy2 caddy"}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SLUICE_BIN=${SLUICE_BIN:-$BUILD_DIR/cmd/sluice}
@@ -62,13 +62,14 @@ trap 'exit 130' INT TERM
 
 as_root() { if ((EUID == 0)); then "$@"; else sudo "$@"; fi; }
 
-# Installs wrk, nginx and HAProxy from Debian if missing. Services must not
+# Installs wrk, nginx, HAProxy and Caddy from Debian if missing. Services must not
 # start on install, so a policy-rc.d denying them is put in place if none is.
 install_tools() {
   local missing=()
   command -v wrk >/dev/null || missing+=(wrk)
   [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx-light)
   [[ -x /usr/sbin/haproxy ]] || command -v haproxy >/dev/null || missing+=(haproxy)
+  command -v caddy >/dev/null || missing+=(caddy)
   command -v curl >/dev/null || missing+=(curl)
   command -v python3 >/dev/null || missing+=(python3)
   ((${#missing[@]})) || return 0
@@ -230,6 +231,30 @@ backend be
 EOF
 }
 
+# Caddy as a plain reverse proxy: no admin API, no TLS, no access log,
+# streamed bodies (its default), a keep-alive pool of 64 like the others.
+# GOMAXPROCS is left to Go: both CPUs, like nginx's and HAProxy's 2.
+write_caddy_config() {
+  cat >"$1" <<EOF
+{
+  admin off
+  auto_https off
+  log {
+    level ERROR
+  }
+}
+http://127.0.0.1:$2 {
+  reverse_proxy 127.0.0.1:${PORT[direct]} {
+    transport http {
+      keepalive 300s
+      keepalive_idle_conns 64
+      keepalive_idle_conns_per_host 64
+    }
+  }
+}
+EOF
+}
+
 start_target() {
   local t=$1 port
   port=$(free_port)
@@ -255,6 +280,15 @@ start_target() {
       write_haproxy_config "$WORK/$t.cfg" "$port" "${threads%-bp}" \
         "$([[ $t == *-bp ]] && echo busy-polling)"
       spawn "$t" "$haproxy" -db -f "$WORK/$t.cfg"
+      ;;
+    caddy)
+      local caddy
+      caddy=$(command -v caddy || echo /usr/bin/caddy)
+      [[ -x $caddy ]] || { WHY[$t]="caddy not installed"; return 1; }
+      mkdir -p "$WORK/caddy"
+      write_caddy_config "$WORK/caddy/Caddyfile" "$port"
+      spawn "$t" env HOME="$WORK/caddy" XDG_DATA_HOME="$WORK/caddy" XDG_CONFIG_HOME="$WORK/caddy" \
+        "$caddy" run --adapter caddyfile --config "$WORK/caddy/Caddyfile"
       ;;
     *) die "unknown target $t" ;;
   esac
@@ -451,6 +485,7 @@ label() {
     nginx2) echo "nginx, 2 workers" ;;
     haproxy1) echo "HAProxy, 1 thread" ;;
     haproxy2) echo "HAProxy, 2 threads" ;;
+    caddy) echo "Caddy" ;;
   esac
 }
 
@@ -463,6 +498,7 @@ versions() {
     "$(git -C "$ROOT" diff --quiet HEAD 2>/dev/null || echo '+ local changes'))"
   echo "- nginx: $("$nginx" -v 2>&1 | sed 's/^nginx version: //')"
   echo "- HAProxy: $("$haproxy" -v 2>&1 | head -1 | sed 's/^HAProxy version //')"
+  echo "- Caddy: $(caddy version 2>/dev/null || echo 'not installed')"
   echo "- wrk: $(wrk -v 2>&1 | head -1)"
   echo "- sluice-backend and sluice built with: $(c++ --version | head -1)"
 }
@@ -494,10 +530,10 @@ holds() {
 }
 
 # Issue 7's targets for each sluice target of this run, against the peers
-# of the same run: (a) nginx 2 workers and HAProxy 2 threads, the rest
-# against every peer measured.
+# of the same run: (a) the peers using both CPUs (nginx 2 workers, HAProxy 2
+# threads, Caddy), the rest against every peer measured.
 targets_table() {
-  local t peers2=(nginx2 haproxy2) peers=(nginx1 nginx2 haproxy1 haproxy2 haproxy1-bp)
+  local t peers2=(nginx2 haproxy2 caddy) peers=(nginx1 nginx2 haproxy1 haproxy2 haproxy1-bp caddy)
   local rps99 best_rps best_p99 best_add99 best_down best_up best_idle
   best_rps=$(best_of max rps "${peers2[@]}")
   best_p99=$(best_of min p99 "${peers2[@]}")
@@ -518,7 +554,7 @@ targets_table() {
     echo
     echo "| target | sluice | best peer | ratio | met? |"
     echo "|---|---:|---:|---:|---|"
-    echo "| (a) req/s, 64 conns, ≥ 1.25× nginx 2 workers / HAProxy 2 threads | $(fmt %.0f "$rps") | $(fmt %.0f "$best_rps") | $r_rps | $(holds ge "$r_rps" 1.25) |"
+    echo "| (a) req/s, 64 conns, ≥ 1.25× nginx 2 workers / HAProxy 2 threads / Caddy | $(fmt %.0f "$rps") | $(fmt %.0f "$best_rps") | $r_rps | $(holds ge "$r_rps" 1.25) |"
     echo "| (a) p99 no worse | $(fmt '%.0f µs' "$p99") | $(fmt '%.0f µs' "$best_p99") | $(ratio "$p99" "$best_p99") | $(holds le "$p99" "$best_p99") |"
     echo "| (b) added p50, 1 conn, ≤ 40 µs | $(fmt '%+.0f µs' "$add50") | — | — | $(holds le "$add50" 40) |"
     echo "| (b) added p99, 1 conn, no worse | $(fmt '%+.0f µs' "$add99") | $(fmt '%+.0f µs' "$best_add99") | — | $(holds le "$add99" "$best_add99") |"
