@@ -305,19 +305,21 @@ class WorkerPool {
     self->deliver_(std::move(out));
   }
 
-  // Any thread. An exponential moving average over about 8 samples; a lost
-  // update between threads costs one sample, which an average can spare.
-  // A sample is capped at half the budget: a thread preempted mid-job (2
-  // vCPUs shared with the app) then moves the average by at most 1/16 of
-  // the budget, not enough on its own to send jobs away from the loop.
-  // The capped average decides; the plain one is reported.
+  // Any thread. An exponential moving average over about 8 samples,
+  // starting from 0; a lost update between threads costs one sample, which
+  // an average can spare. A sample is capped at half the budget: one slow
+  // job (the first after start or reload runs on cold caches; a thread
+  // preempted mid-job on 2 shared vCPUs) then moves the average by at most
+  // 1/16 of the budget, not enough on its own to send jobs away from the
+  // loop; three in a row are. The capped average decides; the plain one is
+  // reported.
   void note_cost(uint64_t ns) {
     add_sample(job_cost_ns_, ns);
     add_sample(gate_cost_ns_, std::min(ns, sample_cap_ns_.load(std::memory_order_relaxed)));
   }
   static void add_sample(std::atomic<uint64_t>& avg, uint64_t ns) {
     const uint64_t old = avg.load(std::memory_order_relaxed);
-    avg.store(old == 0 ? ns : old - old / 8 + ns / 8, std::memory_order_relaxed);
+    avg.store(old - old / 8 + ns / 8, std::memory_order_relaxed);
   }
   static uint64_t thread_cpu_ns() {
     timespec ts{};

@@ -222,28 +222,33 @@ TEST_CASE_METHOD(test::LoopFixture,
   REQUIRE(pool.ok());
   CHECK((*pool)->stats().job_cost_ns == 0);
 
-  // Nothing is known of the cost yet: the first expensive job runs inline,
-  // and is measured.
-  Job first{1, 0};
-  REQUIRE((*pool)->try_submit(first));
-  (*pool)->flush();
-  REQUIRE(got.size() == 1);
-  CHECK(got[0].worker == loop_thread);
-  CHECK((*pool)->stats().job_cost_ns >= 100'000);
-
-  // Over 1/8 of the budget: the next one goes to a worker although it would
-  // fit the budget.
-  got.clear();
-  Job second{2, 0};
-  REQUIRE((*pool)->try_submit(second));
-  (*pool)->flush();
-  CHECK(got.empty());
-  REQUIRE(run_until([&] { return got.size() == 1; }));
-  CHECK(got[0].worker != loop_thread);
-  CHECK((*pool)->stats().assisted == 1);
+  // One expensive job does not close the gate (it could be a cold cache or
+  // a preemption): each sample is capped at half the budget and the average
+  // starts at 0, so 100 µs jobs run inline three times (12.5, 23.4, then
+  // 33.0 µs against 25) and the fourth goes to a worker.
+  int inline_count = 0;
+  bool handed = false;
+  for (uint64_t id = 1; id <= 6 && !handed; ++id) {
+    got.clear();
+    Job expensive{id, 0};
+    REQUIRE((*pool)->try_submit(expensive));
+    (*pool)->flush();
+    if (got.size() == 1) {
+      CHECK(got[0].worker == loop_thread);
+      ++inline_count;
+      continue;
+    }
+    handed = true;
+    REQUIRE(run_until([&] { return got.size() == 1; }));
+    CHECK(got[0].worker != loop_thread);
+  }
+  CHECK(handed);
+  CHECK(inline_count == 3);
+  CHECK((*pool)->stats().assisted == 3);
+  CHECK((*pool)->stats().job_cost_ns >= 25'000);
 
   // Cheap jobs, measured on the workers, bring the average down until the
-  // loop runs them itself again (from 100 µs, about 11 samples to 25 µs).
+  // loop runs them itself again (from about 41 µs, four samples).
   int handed_over = 0;
   bool back_on_loop = false;
   for (uint64_t id = 3; id < 60 && !back_on_loop; ++id) {
@@ -261,7 +266,7 @@ TEST_CASE_METHOD(test::LoopFixture,
   }
   INFO(handed_over << " cheap jobs went to the workers first");
   CHECK(back_on_loop);
-  CHECK(handed_over >= 5);
+  CHECK(handed_over >= 1);
   CHECK((*pool)->stats().job_cost_ns <= 40'000);
   (*pool)->stop();
 }
