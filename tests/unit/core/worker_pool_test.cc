@@ -271,6 +271,40 @@ TEST_CASE_METHOD(test::LoopFixture,
   (*pool)->stop();
 }
 
+TEST_CASE_METHOD(test::LoopFixture, "worker pool: a new budget (reload) measures the cost afresh",
+                 "[worker_pool]") {
+  const auto loop_thread = std::this_thread::get_id();
+  std::vector<Out> got;
+  auto pool = Pool::create(loop(), {.threads = 1, .queue_capacity = 16, .inline_budget_ns = 200'000},
+                           [](Job& j) {
+                             burn_cpu(std::chrono::microseconds(100));
+                             return square(j);
+                           },
+                           [&](Out&& o) { got.push_back(o); });
+  REQUIRE(pool.ok());
+  // Close the gate: three expensive jobs on the loop, the fourth handed over.
+  for (uint64_t id = 1; id <= 4; ++id) {
+    Job j{id, id};
+    REQUIRE((*pool)->try_submit(j));
+    (*pool)->flush();
+  }
+  REQUIRE(run_until([&] { return got.size() == 4; }));
+  CHECK(got[3].worker != loop_thread);
+  CHECK((*pool)->stats().job_cost_ns > 0);
+
+  // The reload's routes may be cheap: nothing measured is kept, so the next
+  // job runs on the loop again.
+  (*pool)->set_inline_budget(200'000);
+  CHECK((*pool)->stats().job_cost_ns == 0);
+  got.clear();
+  Job next{5, 5};
+  REQUIRE((*pool)->try_submit(next));
+  (*pool)->flush();
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].worker == loop_thread);
+  (*pool)->stop();
+}
+
 TEST_CASE_METHOD(test::LoopFixture, "worker pool: stop drops pending work and leaks no handle",
                  "[worker_pool]") {
   size_t got = 0;
