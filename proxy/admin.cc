@@ -269,63 +269,39 @@ std::string AdminServer::render_metrics() const {
        "Wall time the loop polled instead of sleeping (busy_poll_us > 0): at most the CPU polling cost.");
   line(out, "sluice_busy_poll_seconds_total", {}, static_cast<double>(server_.busy_poll().spun_ns()) / 1e9);
 
-  help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_in_flight",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           static_cast<double>(pool->in_flight(i)));
+  // Each pool copied once, under its lock, so the figures of one scrape agree.
+  std::vector<std::pair<std::string, PoolView>> views;
+  for (const auto& [name, link] : server_.links()) views.emplace_back(name, link->pool().view());
+  auto per_server = [&](const char* metric, auto value) {
+    for (const auto& [name, v] : views) {
+      for (const ServerView& sv : v.servers) {
+        line(out, metric, {{"upstream", name}, {"server", sv.address}},
+             static_cast<double>(value(sv)));
+      }
     }
-  }
+  };
+  help(out, "sluice_upstream_in_flight", "gauge", "Requests at each server now.");
+  per_server("sluice_upstream_in_flight", [](const ServerView& sv) { return sv.in_flight; });
   help(out, "sluice_upstream_limit", "gauge",
        "Requests a server may hold now (0: no limit): the configured or learned limit, "
        "lowered by backpressure and slow start.");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_limit",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           static_cast<double>(pool->server(i).limit()));
-    }
-  }
+  per_server("sluice_upstream_limit", [](const ServerView& sv) { return sv.limit; });
   help(out, "sluice_upstream_limit_configured", "gauge",
        "max_concurrent as configured (the ceiling when it is auto; 0: no limit).");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_limit_configured",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           static_cast<double>(pool->server(i).config().max_concurrent));
-    }
-  }
+  per_server("sluice_upstream_limit_configured",
+             [](const ServerView& sv) { return sv.limit_configured; });
   help(out, "sluice_upstream_limit_learned", "gauge",
        "The limit learned from latency for max_concurrent: auto (0: not adaptive).");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_limit_learned",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           static_cast<double>(pool->server(i).learned_limit()));
-    }
-  }
+  per_server("sluice_upstream_limit_learned", [](const ServerView& sv) { return sv.limit_learned; });
   help(out, "sluice_upstream_ejections_total", "counter",
        "Times a server was taken out of use after failures in a row.");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_ejections_total",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           static_cast<double>(pool->server(i).ejections()));
-    }
-  }
+  per_server("sluice_upstream_ejections_total", [](const ServerView& sv) { return sv.ejections; });
   help(out, "sluice_upstream_healthy", "gauge", "1 if the server is in use.");
-  for (const auto& [name, pool] : server_.pools()) {
-    for (size_t i = 0; i < pool->size(); ++i) {
-      line(out, "sluice_upstream_healthy",
-           {{"upstream", name}, {"server", pool->server(i).address()}},
-           pool->server(i).load().healthy ? 1 : 0);
-    }
-  }
+  per_server("sluice_upstream_healthy", [](const ServerView& sv) { return sv.healthy ? 1 : 0; });
   help(out, "sluice_upstream_queue_depth", "gauge", "Requests waiting for a free server slot.");
-  for (const auto& [name, pool] : server_.pools()) {
+  for (const auto& [name, v] : views) {
     line(out, "sluice_upstream_queue_depth", {{"upstream", name}},
-         static_cast<double>(pool->queue_length()));
+         static_cast<double>(v.queue_length));
   }
   help(out, "sluice_upstream_shed_total", "counter",
        "Requests answered 503 without reaching the app, by reason.");
@@ -340,7 +316,7 @@ std::string AdminServer::render_metrics() const {
        "Smoothed completions per second; Retry-After is the queue over this rate.");
   help(out, "sluice_upstream_queue_wait_seconds", "histogram",
        "Time queued requests waited for a slot.");
-  for (const auto& [name, pool] : server_.pools()) {
+  for (const auto& [name, v] : views) {
     auto it = m.upstreams.find(name);
     UpstreamMetrics none;
     const UpstreamMetrics& um = it == m.upstreams.end() ? none : it->second;
@@ -354,10 +330,10 @@ std::string AdminServer::render_metrics() const {
     line(out, "sluice_upstream_retry_budget_denied_total", {{"upstream", name}},
          static_cast<double>(um.retries_denied));
     line(out, "sluice_upstream_retry_budget_available", {{"upstream", name}},
-         static_cast<double>(pool->retry_budget_available()));
+         static_cast<double>(v.retry_budget));
     line(out, "sluice_upstream_service_seconds", {{"upstream", name}},
-         static_cast<double>(pool->service_time_ns()) / 1e9);
-    line(out, "sluice_upstream_drain_per_second", {{"upstream", name}}, pool->drain_per_second());
+         static_cast<double>(v.service_ns) / 1e9);
+    line(out, "sluice_upstream_drain_per_second", {{"upstream", name}}, v.drain_per_second);
     histogram(out, "sluice_upstream_queue_wait_seconds", "upstream", name, um.queue_wait);
   }
   return out;
@@ -401,34 +377,35 @@ std::string AdminServer::render_status() const {
   }
   out += "],\"upstreams\":[";
   first = true;
-  for (const auto& [name, pool] : server_.pools()) {
+  for (const auto& [name, link] : server_.links()) {
+    const PoolView v = link->pool().view();
     if (!first) out += ",";
     first = false;
     out += "{\"name\":";
     json_string(out, name);
-    out += ",\"queue_depth\":" + std::to_string(pool->queue_length());
+    out += ",\"queue_depth\":" + std::to_string(v.queue_length);
     uint64_t shed = 0;
     if (auto it = server_.metrics().upstreams.find(name); it != server_.metrics().upstreams.end()) {
       for (uint64_t n : it->second.shed) shed += n;
     }
     out += ",\"shed\":" + std::to_string(shed);
-    out += ",\"idle_connections\":" + std::to_string(pool->idle_count());
-    out += ",\"retry_after\":" + std::to_string(pool->retry_after());
-    out += ",\"service_ms\":" + std::to_string(pool->service_time_ns() / 1'000'000);
+    out += ",\"idle_connections\":" + std::to_string(link->idle_count());
+    out += ",\"retry_after\":" + std::to_string(v.retry_after);
+    out += ",\"service_ms\":" + std::to_string(v.service_ns / 1'000'000);
     out += ",\"servers\":[";
-    for (size_t i = 0; i < pool->size(); ++i) {
+    for (size_t i = 0; i < v.servers.size(); ++i) {
+      const ServerView& sv = v.servers[i];
       if (i > 0) out += ",";
       out += "{\"address\":";
-      json_string(out, pool->server(i).address());
-      out += ",\"in_flight\":" + std::to_string(pool->in_flight(i));
-      const UpstreamServer& s = pool->server(i);
-      out += ",\"limit\":" + std::to_string(s.limit());
-      out += ",\"limit_configured\":" + std::to_string(s.config().max_concurrent);
-      out += ",\"limit_learned\":" + std::to_string(s.learned_limit());
+      json_string(out, sv.address);
+      out += ",\"in_flight\":" + std::to_string(sv.in_flight);
+      out += ",\"limit\":" + std::to_string(sv.limit);
+      out += ",\"limit_configured\":" + std::to_string(sv.limit_configured);
+      out += ",\"limit_learned\":" + std::to_string(sv.limit_learned);
       out += ",\"healthy\":";
-      out += s.load().healthy ? "true" : "false";
+      out += sv.healthy ? "true" : "false";
       out += ",\"health\":";
-      json_string(out, to_string(s.health()));
+      json_string(out, to_string(sv.health));
       out += "}";
     }
     out += "]}";

@@ -54,10 +54,6 @@ size_t chunk_size_line(char (&out)[24], size_t len) {
 thread_local FreeList<Exchange, 4096> free_exchanges;
 
 // Requests of ours the server holds besides this one.
-uint32_t others_in_flight(const UpstreamServer* s) {
-  return s != nullptr && s->in_flight() > 0 ? s->in_flight() - 1 : 0;
-}
-
 // What a finished response says about its server.
 Outcome outcome_of_status(uint16_t status, uint32_t others) {
   if (status == 503) return others > 0 ? Outcome::Overload : Outcome::Failure;
@@ -79,7 +75,7 @@ void Exchange::reset() {
   out.clear();
   cfg.reset();
   route = nullptr;
-  pool = nullptr;
+  link = nullptr;
   upstream = nullptr;
   server = nullptr;
   slot_ns = 0;
@@ -92,7 +88,7 @@ void Exchange::reset() {
   body.reset();      // closes a file of the last request's; keeps the memory block
   response.reset();
   body_replaying = response_spilling = false;
-  slot_held = head_seen = request_done = body_flowing = false;
+  slot_held = waiting_admitted = head_seen = request_done = body_flowing = false;
   body_streamed = false;
   logged = false;
   status = 0;
@@ -127,7 +123,7 @@ void ClientConnection::release_exchange() {
   x_->response.reset();
   // Every way out of Queued leaves the queue first; this only makes sure a
   // recycled exchange can never be linked into one.
-  if (x_->waiting.queued() && x_->pool != nullptr) x_->pool->leave(&x_->waiting);
+  if (x_->waiting_admitted) leave_queue();
   free_exchanges.give(x_);
   x_ = nullptr;
 }
@@ -173,7 +169,7 @@ void ClientConnection::arm_timer() {
     case ClientState::Idle: d = t.idle; break;
     case ClientState::ReadingHead: d = t.header; break;
     case ClientState::ReadingBody: d = t.body; break;
-    case ClientState::Queued: d = x_->pool->config().queue.timeout; break;
+    case ClientState::Queued: d = x_->link->config().queue.timeout; break;
     case ClientState::Proxying:
       if (!x_->request_done && x_->body_flowing) d = t.body;
       else if (writer_.queued() > 0) d = t.send;
@@ -194,7 +190,7 @@ void ClientConnection::on_timeout(DeadlineNode* node) {
     case ClientState::ReadingHead:
     case ClientState::ReadingBody: self->reject(408); break;
     case ClientState::Queued:
-      self->x_->pool->leave(&self->x_->waiting);
+      self->leave_queue();
       self->shed(ShedReason::QueueTimeout);
       break;
     case ClientState::Proxying:
@@ -566,21 +562,21 @@ void ClientConnection::read_body() {
 
 void ClientConnection::start_forward() {
   const auto& up = x_->cfg->upstreams[*x_->route->upstream];
-  x_->pool = server_.pool(up.name);
-  if (x_->pool == nullptr) {
+  x_->link = server_.link(up.name);
+  if (x_->link == nullptr) {
     send_local(502, "no such upstream\n", nullptr, true);
     return;
   }
   x_->attempts_left = up.retries.attempts;
   x_->budget_ns = client_budget_ns();
-  x_->pool->count_request();
+  x_->link->pool().count_request();
   try_acquire();
 }
 
 // The client's own budget from the configured header: seconds ("2.5") or a
 // duration ("800ms"). Anything unreadable counts as no budget.
 uint64_t ClientConnection::client_budget_ns() const {
-  const std::string& name = x_->pool->config().queue.deadline_header;
+  const std::string& name = x_->link->config().queue.deadline_header;
   if (name.empty()) return 0;
   std::string_view v = x_->head.header(name);
   if (v.empty()) return 0;
@@ -594,9 +590,9 @@ uint64_t ClientConnection::client_budget_ns() const {
 }
 
 void ClientConnection::try_acquire() {
-  UpstreamPool& pool = *x_->pool;
-  if (UpstreamServer* s = pool.acquire(0)) {
-    use_server(s);
+  UpstreamPool& pool = x_->link->pool();
+  if (SlotGrant g = pool.acquire(0)) {
+    use_server(g);
     return;
   }
   if (pool.all_down()) {
@@ -609,6 +605,7 @@ void ClientConnection::try_acquire() {
     shed(*reason);
     return;
   }
+  x_->waiting_admitted = true;
   x_->queued_ns = uv_hrtime();
   transition(ClientState::Queued);
 }
@@ -618,10 +615,12 @@ void ClientConnection::try_acquire() {
 void ClientConnection::shed(ShedReason reason) {
   ++upstream_metrics().shed[static_cast<size_t>(reason)];
   send_local(503, reason == ShedReason::Unavailable ? "no upstream server available\n" : "upstream busy\n",
-             nullptr, !x_->request_done, x_->pool->retry_after());
+             nullptr, !x_->request_done, x_->link->pool().retry_after());
 }
 
-void QueueEntry::on_slot_available() { conn->on_slot_available(); }
+void QueueEntry::on_slot_granted(UpstreamServer* server, uint32_t in_flight, size_t index) {
+  conn->on_slot_granted({.server = server, .in_flight = in_flight, .index = index});
+}
 void QueueEntry::on_shed(ShedReason reason) { conn->on_shed(reason); }
 
 void ExchangeEvents::on_upstream_ready() { conn->on_upstream_ready(); }
@@ -645,33 +644,53 @@ void ExchangeEvents::on_spill_read(SpillBuffer& buffer, const char* data, size_t
   conn->on_spill_read(buffer, data, len);
 }
 
-void ClientConnection::on_slot_available() {
-  if (state_ != ClientState::Queued) return;
+// A letter delivered means the waiter is off the queue; one that finds the
+// request no longer waiting (which leave_queue() prevents) gives its slot back.
+void ClientConnection::on_slot_granted(const SlotGrant& grant) {
+  x_->waiting_admitted = false;
+  if (state_ != ClientState::Queued) {
+    x_->link->pool().release(grant.server, Outcome::Neutral);
+    return;
+  }
   upstream_metrics().queue_wait.observe_us((uv_hrtime() - x_->queued_ns) / 1000);
-  try_acquire();
+  use_server(grant);
 }
 
 void ClientConnection::on_shed(ShedReason reason) {
+  x_->waiting_admitted = false;
   if (state_ != ClientState::Queued) return;
   shed(reason);
 }
 
-void ClientConnection::use_server(UpstreamServer* server) {
+// The server's other requests, while this one holds its slot.
+uint32_t ClientConnection::others_in_flight() const {
+  if (x_->server == nullptr || !x_->slot_held) return 0;
+  uint32_t n = x_->link->pool().in_flight_of(x_->server);
+  return n > 0 ? n - 1 : 0;
+}
+
+void ClientConnection::leave_queue() {
+  x_->waiting_admitted = false;
+  x_->link->pool().leave(&x_->waiting);
+}
+
+void ClientConnection::use_server(const SlotGrant& grant) {
+  UpstreamServer* server = grant.server;
   x_->slot_held = true;
   x_->server = server;
   x_->slot_ns = uv_hrtime();
-  x_->in_flight_at_start = server->in_flight();
+  x_->in_flight_at_start = grant.in_flight;
   x_->upstream_addr = server->address();
-  if (server->index < kMaxServers) x_->tried |= TriedSet{1} << server->index;
+  if (grant.index < kMaxServers) x_->tried |= TriedSet{1} << grant.index;
   x_->response_started = x_->response_done = false;
   transition(ClientState::Connecting);
-  if (UpstreamConnection* idle = x_->pool->take_idle(server)) {
+  if (UpstreamConnection* idle = x_->link->take_idle(server)) {
     x_->upstream = idle;
     idle->attach(&x_->events);
     on_upstream_ready();
     return;
   }
-  x_->upstream = UpstreamConnection::connect(server_.loop(), x_->pool, server, &x_->events);
+  x_->upstream = UpstreamConnection::connect(x_->link, server, &x_->events);
   if (x_->upstream == nullptr) retry_or_fail(UpstreamError::ConnectFailed);
 }
 
@@ -707,7 +726,7 @@ void ClientConnection::on_upstream_ready() {
 }
 
 void ClientConnection::on_upstream_head(ResponseHead& h) {
-  if (h.status == 503 && others_in_flight(x_->server) > 0 && x_->requeues < kMaxRequeues &&
+  if (h.status == 503 && others_in_flight() > 0 && x_->requeues < kMaxRequeues &&
       replayable()) {
     // The app's own "busy": its body is not worth reading. Nothing has
     // been held for the client yet, so the batch ends here.
@@ -809,7 +828,8 @@ void ClientConnection::uncork() {
 
 void ClientConnection::on_upstream_done() {
   x_->upstream = nullptr;
-  release_slot(outcome_of_status(x_->status, others_in_flight(x_->server)));
+  // Only a 503 asks how busy the server is: that takes the pool's lock.
+  release_slot(outcome_of_status(x_->status, x_->status == 503 ? others_in_flight() : 0));
   x_->response_done = true;
   if (x_->response_spilling) {
     // The app and its connection are free already; the rest of the body
@@ -848,13 +868,13 @@ void ClientConnection::on_upstream_error(UpstreamError err) {
                            state_ == ClientState::Tunnel;  // a tunnel's end is no fault
   x_->upstream = nullptr;
   const Outcome outcome =
-      says_nothing ? Outcome::Neutral : outcome_of_error(err, others_in_flight(x_->server));
+      says_nothing ? Outcome::Neutral : outcome_of_error(err, others_in_flight());
   release_slot(outcome);
   if (state_ == ClientState::Closing) return;
   if (x_->response_started || state_ == ClientState::Tunnel) {
     // Never present a truncated body as complete: no final chunk, and the
     // connection ends.
-    spdlog::warn("upstream {}: {} during response", x_->pool->config().name, to_string(err));
+    spdlog::warn("upstream {}: {} during response", x_->link->config().name, to_string(err));
     close();
     return;
   }
@@ -894,7 +914,7 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
   // Retries spend the upstream's budget, so a failing app does not get
   // twice the load from its own retries.
   bool retry = may_retry && x_->attempts_left > 0;
-  if (retry && !x_->pool->allow_retry()) {
+  if (retry && !x_->link->pool().allow_retry()) {
     ++upstream_metrics().retries_denied;
     retry = false;
   }
@@ -902,10 +922,10 @@ void ClientConnection::retry_or_fail(UpstreamError err) {
     --x_->attempts_left;
     ++upstream_metrics().retries;
     x_->body_flowing = false;
-    UpstreamServer* server = x_->pool->acquire(x_->tried);
-    if (server == nullptr) server = x_->pool->acquire(0);  // a single server: try it again
-    if (server != nullptr) {
-      use_server(server);
+    SlotGrant g = x_->link->pool().acquire(x_->tried);
+    if (!g) g = x_->link->pool().acquire(0);  // a single server: try it again
+    if (g) {
+      use_server(g);
       return;
     }
   }
@@ -930,7 +950,7 @@ void ClientConnection::on_upstream_tunnel_data(const char* data, size_t len) {
 void ClientConnection::release_slot(Outcome outcome) {
   if (!x_->slot_held) return;
   x_->slot_held = false;
-  x_->pool->release(x_->server, outcome, uv_hrtime() - x_->slot_ns, x_->in_flight_at_start);
+  x_->link->pool().release(x_->server, outcome, uv_hrtime() - x_->slot_ns, x_->in_flight_at_start);
 }
 
 void ClientConnection::drop_upstream() {
@@ -939,7 +959,7 @@ void ClientConnection::drop_upstream() {
     x_->upstream = nullptr;
   }
   release_slot();
-  if (x_->pool != nullptr && state_ == ClientState::Queued) x_->pool->leave(&x_->waiting);
+  if (x_->waiting_admitted) leave_queue();
 }
 
 // --- finishing a request -----------------------------------------------------------------
@@ -1057,7 +1077,7 @@ void ClientConnection::after_write() {
 }
 
 UpstreamMetrics& ClientConnection::upstream_metrics() {
-  return server_.metrics().upstreams[x_->pool->config().name];
+  return server_.metrics().upstreams[x_->link->config().name];
 }
 
 void ClientConnection::record_request() {

@@ -24,6 +24,7 @@
 #include "proxy/spill_buffer.h"
 #include "proxy/socket_writer.h"
 #include "proxy/upstream_connection.h"
+#include "proxy/upstream_link.h"
 #include "proxy/upstream_pool.h"
 
 namespace sluice::proxy {
@@ -36,7 +37,7 @@ class Server;
 // (48 bytes of each idle connection's memory).
 struct QueueEntry final : QueueWaiter {
   ClientConnection* conn = nullptr;
-  void on_slot_available() override;
+  void on_slot_granted(UpstreamServer* server, uint32_t in_flight, size_t index) override;
   void on_shed(ShedReason reason) override;
 };
 
@@ -79,7 +80,7 @@ struct Exchange {
   bool response_spilling = false;   // response bytes go to `response` until it drains
   config::ConfigPtr cfg;      // the snapshot this request lives with
   const config::Route* route = nullptr;
-  UpstreamPool* pool = nullptr;
+  UpstreamLink* link = nullptr;     // this loop's side of the upstream
   UpstreamConnection* upstream = nullptr;
   UpstreamServer* server = nullptr;  // the server whose slot we hold or held
   uint64_t slot_ns = 0;              // uv_hrtime() when the slot was taken
@@ -90,6 +91,7 @@ struct Exchange {
   uint32_t attempts_left = 0;
   // Progress of the two directions; the connection's state says what runs.
   bool slot_held = false;       // one of pool's in-flight slots is ours
+  bool waiting_admitted = false;  // admitted to the queue; no letter delivered yet
   uint8_t requeues = 0;         // times sent back to the queue by a busy app
   bool head_seen = false;       // headers complete
   bool request_done = false;    // message complete
@@ -164,8 +166,10 @@ class ClientConnection final {
   void start_forward();
   void try_acquire();
   void shed(ShedReason reason);
+  void leave_queue();
+  uint32_t others_in_flight() const;  // off the queue, or its undelivered letter taken back
   uint64_t client_budget_ns() const;
-  void use_server(UpstreamServer* server);
+  void use_server(const SlotGrant& grant);
   bool replayable() const;
   void retry_or_fail(UpstreamError err);
   void finish_exchange();
@@ -207,7 +211,7 @@ class ClientConnection final {
   void on_spill_read(SpillBuffer& buffer, const char* data, size_t len);
   // From x_->waiting (QueueEntry).
   friend struct QueueEntry;
-  void on_slot_available();
+  void on_slot_granted(const SlotGrant& grant);
   void on_shed(ShedReason reason);
   void send_body_file();      // the next piece of a spilled request body goes upstream
   void body_spill_failed();

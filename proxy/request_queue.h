@@ -24,23 +24,36 @@
 
 namespace sluice::proxy {
 
+class UpstreamServer;
+class WaiterInbox;
+
+// A request waiting for a slot. Its pool may be shared by several loops,
+// so what the queue decides for it is delivered as a letter through the
+// inbox of the loop it belongs to, never by a call from the deciding
+// thread (see waiter_inbox.h). Delivery happens on that loop, after the
+// waiter is off the queue.
 class QueueWaiter {
  public:
-  // A slot may be free: try to take one. The waiter is already off the queue.
-  virtual void on_slot_available() = 0;
-  // Dropped from the queue (already off it): answer 503.
+  // A slot on `server` was taken for this waiter: it is the waiter's to use
+  // or to give back (UpstreamPool::release). `in_flight` counts the
+  // server's requests with this one, `index` is the server's place in its
+  // pool.
+  virtual void on_slot_granted(UpstreamServer* server, uint32_t in_flight, size_t index) = 0;
+  // Dropped from the queue: answer 503.
   virtual void on_shed(ShedReason reason) = 0;
 
+  // Under the lock of the queue's owner.
   bool queued() const { return queued_; }
-  uint64_t enqueued_ns() const { return enqueued_ns_; }
 
  protected:
   ~QueueWaiter() = default;
 
  private:
   friend class RequestQueue;
+  friend class UpstreamPool;
   QueueWaiter* prev_ = nullptr;  // towards older
   QueueWaiter* next_ = nullptr;  // towards newer
+  WaiterInbox* inbox_ = nullptr;  // of the loop it waits on; set by admit
   uint64_t enqueued_ns_ = 0;
   uint64_t deadline_ns_ = 0;  // 0 = only the queue's own timeout applies
   config::Priority priority_ = config::Priority::Normal;

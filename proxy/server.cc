@@ -19,9 +19,8 @@ Server::Server(uv_loop_t* loop, config::ConfigPtr cfg)
       busy_poll_(loop, uint64_t{cfg_->busy_poll_us} * 1000),
       timers_(loop, &ClientConnection::on_timeout) {
   for (const auto& up : cfg_->upstreams) {
-    auto pool = std::make_unique<UpstreamPool>(loop_, up);
-    pool->set_busy_poll(&busy_poll_);
-    pools_.emplace(up.name, std::move(pool));
+    links_.emplace(up.name, std::make_unique<UpstreamLink>(
+                                loop_, std::make_shared<UpstreamPool>(loop_, up), up, &busy_poll_));
   }
 }
 
@@ -29,11 +28,15 @@ Server::~Server() {
   for (auto& slot : slots_) {
     if (slot.conn) slot.conn->close();
   }
-  pools_.clear();
+  links_.clear();
+  retired_links_.clear();
   if (workers_) workers_->stop();
 }
 
 Result<bool> Server::start() {
+  auto inbox = WaiterInbox::create(loop_);
+  if (!inbox) return unexpected(inbox.error());
+  inbox_ = std::move(inbox).value();
   auto log = AccessLog::open(cfg_->logging.access_log);
   if (!log) return unexpected(log.error());
   access_log_ = std::move(log).value();
@@ -142,22 +145,25 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
       listeners_.push_back(std::move(fresh[i]));
     }
   }
-  std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools;
+  std::unordered_map<std::string, std::unique_ptr<UpstreamLink>> links;
   for (const auto& up : next->upstreams) {
-    auto it = pools_.find(up.name);
-    if (it != pools_.end()) {
+    auto it = links_.find(up.name);
+    if (it != links_.end()) {
+      it->second->pool().reconfigure(up);
       it->second->reconfigure(up);
-      pools.emplace(up.name, std::move(it->second));
-      pools_.erase(it);
+      links.emplace(up.name, std::move(it->second));
+      links_.erase(it);
     } else {
-      auto pool = std::make_unique<UpstreamPool>(loop_, up);
-      pool->set_busy_poll(&busy_poll_);
-      pools.emplace(up.name, std::move(pool));
+      links.emplace(up.name, std::make_unique<UpstreamLink>(
+                                 loop_, std::make_shared<UpstreamPool>(loop_, up), up, &busy_poll_));
     }
   }
-  for (auto& [name, pool] : pools_) retired_pools_.push_back(std::move(pool));
-  pools_ = std::move(pools);
-  std::erase_if(retired_pools_, [](const auto& p) { return p->quiet(); });
+  for (auto& [name, link] : links_) {
+    link->close_idle();
+    retired_links_.push_back(std::move(link));
+  }
+  links_ = std::move(links);
+  std::erase_if(retired_links_, [](const auto& l) { return l->pool().quiet(); });
   if (new_log) {
     // The old log's writer drains on its own thread: a slow disk must not
     // hold the loop. Finished ones are destroyed at the next reload, the
@@ -233,9 +239,9 @@ void Server::on_routed(RouteResult&& r) {
   slot.conn->on_routed(std::move(r));
 }
 
-UpstreamPool* Server::pool(const std::string& name) {
-  auto it = pools_.find(name);
-  return it == pools_.end() ? nullptr : it->second.get();
+UpstreamLink* Server::link(const std::string& name) {
+  auto it = links_.find(name);
+  return it == links_.end() ? nullptr : it->second.get();
 }
 
 void Server::shutdown(config::Duration timeout, std::function<void()> done) {
@@ -274,8 +280,8 @@ void Server::finish_shutdown() {
   drain_timer_.close();
   admin_.reset();
   timers_.close();
-  for (auto& [name, pool] : pools_) pool->close_idle();
-  for (auto& pool : retired_pools_) pool->close_idle();
+  for (auto& [name, link] : links_) link->close_idle();
+  for (auto& link : retired_links_) link->close_idle();
   if (workers_) workers_->stop();
   auto done = std::move(on_drained_);
   on_drained_ = nullptr;

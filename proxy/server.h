@@ -22,7 +22,9 @@
 #include "proxy/listener.h"
 #include "proxy/metrics.h"
 #include "proxy/routing.h"
+#include "proxy/upstream_link.h"
 #include "proxy/upstream_pool.h"
+#include "proxy/waiter_inbox.h"
 
 namespace sluice::proxy {
 
@@ -56,15 +58,15 @@ class Server {
   // For connections.
   uv_loop_t* loop() const { return loop_; }
   const config::ConfigPtr& config() const { return cfg_; }
-  UpstreamPool* pool(const std::string& name);
+  UpstreamLink* link(const std::string& name);
   bool submit(RouteJob& job);
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   AccessLog& access_log() { return *access_log_; }
   Metrics& metrics() { return metrics_; }
   WorkerPoolStats worker_stats() const { return workers_ ? workers_->stats() : WorkerPoolStats{}; }
   const BusyPoll& busy_poll() const { return busy_poll_; }
-  const std::unordered_map<std::string, std::unique_ptr<UpstreamPool>>& pools() const {
-    return pools_;
+  const std::unordered_map<std::string, std::unique_ptr<UpstreamLink>>& links() const {
+    return links_;
   }
   // SIGUSR1: log files are reopened (logrotate has moved them).
   void reopen_logs() { access_log_->reopen(); }
@@ -99,9 +101,12 @@ class Server {
   std::vector<std::unique_ptr<Listener>> listeners_;
   // Closed by a reload but still counted by their connections' slots.
   std::vector<std::unique_ptr<Listener>> retired_listeners_;
-  std::unordered_map<std::string, std::unique_ptr<UpstreamPool>> pools_;
+  // Where decisions about this loop's queued requests arrive.
+  std::unique_ptr<WaiterInbox> inbox_;
+  // By upstream name: this loop's side of each upstream, holding the pool.
+  std::unordered_map<std::string, std::unique_ptr<UpstreamLink>> links_;
   // Of upstreams a reload removed; kept until their last request has finished.
-  std::vector<std::unique_ptr<UpstreamPool>> retired_pools_;
+  std::vector<std::unique_ptr<UpstreamLink>> retired_links_;
   std::unique_ptr<WorkerPool<RouteJob, RouteResult>> workers_;
   std::unique_ptr<AccessLog> access_log_;
   std::vector<std::unique_ptr<AccessLog>> retired_logs_;  // replaced by reloads, draining

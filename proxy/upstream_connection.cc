@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/busy_poll.h"
-#include "proxy/upstream_pool.h"
+#include "proxy/upstream_link.h"
 
 namespace sluice::proxy {
 
@@ -19,29 +19,29 @@ const char* to_string(UpstreamError e) {
   return "?";
 }
 
-UpstreamConnection::UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server,
+UpstreamConnection::UpstreamConnection(UpstreamLink* link, UpstreamServer* server,
                                        UpstreamUser* user)
-    : pool_(pool), server_(server), user_(user), writer_(this, &UpstreamConnection::on_written) {
-  uv_tcp_init(loop, &tcp_);
+    : link_(link), server_(server), user_(user), writer_(this, &UpstreamConnection::on_written) {
+  uv_tcp_init(link->loop(), &tcp_);
   tcp_.data = this;
   timer_.owner = this;
   connect_req_.data = this;
   parser_.start(*this, false, false);
 }
 
-UpstreamConnection* UpstreamConnection::connect(uv_loop_t* loop, UpstreamPool* pool,
-                                                UpstreamServer* server, UpstreamUser* user) {
-  auto* c = new UpstreamConnection(loop, pool, server, user);
-  const auto& addr = server->config().address;
+UpstreamConnection* UpstreamConnection::connect(UpstreamLink* link, UpstreamServer* server,
+                                                UpstreamUser* user) {
+  auto* c = new UpstreamConnection(link, server, user);
+  const auto& addr = server->endpoint();
   int rc = uv_tcp_connect(&c->connect_req_, &c->tcp_, addr.sa(), &UpstreamConnection::on_connect);
   if (rc != 0) {
-    spdlog::warn("upstream {}: connect to {}: {}", pool->config().name, addr.text, uv_strerror(rc));
+    spdlog::warn("upstream {}: connect to {}: {}", link->config().name, addr.text, uv_strerror(rc));
     c->user_ = nullptr;
     c->close();
     return nullptr;
   }
   uv_tcp_nodelay(&c->tcp_, 1);
-  c->arm_timer(pool->config().timeouts.connect);
+  c->arm_timer(link->config().timeouts.connect);
   return c;
 }
 
@@ -49,12 +49,12 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
   auto* self = static_cast<UpstreamConnection*>(req->data);
   if (self->state_ == State::Closing) return;  // aborted while connecting
   if (status != 0) {
-    spdlog::warn("upstream {}: connect to {}: {}", self->pool_->config().name,
+    spdlog::warn("upstream {}: connect to {}: {}", self->link_->config().name,
                  self->server_->address(), uv_strerror(status));
     self->fail(UpstreamError::ConnectFailed);
     return;
   }
-  self->pool_->timers().cancel(self->timer_);
+  self->link_->timers().cancel(self->timer_);
   self->state_ = State::Active;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&self->tcp_), &UpstreamConnection::on_alloc,
                 &UpstreamConnection::on_read);
@@ -64,7 +64,7 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
 void UpstreamConnection::attach(UpstreamUser* user) {
   user_ = user;
   state_ = State::Active;
-  pool_->timers().cancel(timer_);
+  link_->timers().cancel(timer_);
 }
 
 void UpstreamConnection::begin_request(bool head_request, bool upgrade) {
@@ -72,7 +72,7 @@ void UpstreamConnection::begin_request(bool head_request, bool upgrade) {
   request_sent_ = false;
   response_bytes_ = 0;
   parser_.start(*this, head_request, upgrade);
-  arm_timer(pool_->config().timeouts.response);
+  arm_timer(link_->config().timeouts.response);
 }
 
 int UpstreamConnection::send(const uv_buf_t* bufs, unsigned n) {
@@ -85,14 +85,14 @@ int UpstreamConnection::send(std::string_view bytes) {
 
 void UpstreamConnection::request_sent() {
   request_sent_ = true;
-  if (BusyPoll* bp = pool_->busy_poll()) bp->kick();  // the response is due
+  if (BusyPoll* bp = link_->busy_poll()) bp->kick();  // the response is due
 }
 
 void UpstreamConnection::pause_reading() {
   if (reading_paused_ || state_ == State::Closing) return;
   reading_paused_ = true;
   uv_read_stop(reinterpret_cast<uv_stream_t*>(&tcp_));
-  pool_->timers().cancel(timer_);  // a slow client is not a slow app
+  link_->timers().cancel(timer_);  // a slow client is not a slow app
 }
 
 void UpstreamConnection::resume_reading() {
@@ -100,12 +100,12 @@ void UpstreamConnection::resume_reading() {
   reading_paused_ = false;
   uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &UpstreamConnection::on_alloc,
                 &UpstreamConnection::on_read);
-  if (state_ == State::Active) arm_timer(pool_->config().timeouts.response);
+  if (state_ == State::Active) arm_timer(link_->config().timeouts.response);
 }
 
 void UpstreamConnection::start_tunnel() {
   state_ = State::Tunnel;
-  pool_->timers().cancel(timer_);
+  link_->timers().cancel(timer_);
   // Bytes that followed the 101 head in the same read belong to the tunnel.
   if (!in_.empty()) {
     auto rest = in_.readable();
@@ -119,7 +119,7 @@ void UpstreamConnection::abort() {
   close();
 }
 
-void UpstreamConnection::arm_timer(config::Duration d) { pool_->timers().arm(timer_, d); }
+void UpstreamConnection::arm_timer(config::Duration d) { link_->timers().arm(timer_, d); }
 
 void UpstreamConnection::on_timeout(DeadlineNode* node) {
   auto* self = static_cast<UpstreamConnection*>(node->owner);
@@ -127,7 +127,7 @@ void UpstreamConnection::on_timeout(DeadlineNode* node) {
     case State::Connecting: self->fail(UpstreamError::ConnectTimeout); break;
     case State::Active: self->fail(UpstreamError::ResponseTimeout); break;
     case State::Idle:
-      self->pool_->forget_idle(self);
+      self->link_->forget_idle(self);
       self->close();
       break;
     case State::Tunnel:
@@ -146,7 +146,7 @@ void UpstreamConnection::on_read(uv_stream_t* s, ssize_t nread, const uv_buf_t*)
   if (self->state_ == State::Idle) {
     // The server spoke or hung up on an idle connection: it cannot carry
     // a request any more.
-    self->pool_->forget_idle(self);
+    self->link_->forget_idle(self);
     self->close();
     return;
   }
@@ -193,7 +193,7 @@ void UpstreamConnection::parse(const char* data, size_t len) {
     if (user_ == nullptr) close();
     return;
   }
-  arm_timer(pool_->config().timeouts.response);
+  arm_timer(link_->config().timeouts.response);
   ResponseStep step = parser_.execute({data, len});
   if (step.progress == ResponseProgress::Upgrade) {
     // A 101: what follows the head is already tunnel data.
@@ -210,7 +210,7 @@ void UpstreamConnection::parse(const char* data, size_t len) {
   }
   in_.consume(len);
   if (step.progress != ResponseProgress::More) {
-    spdlog::warn("upstream {}: {}: {}", pool_->config().name,
+    spdlog::warn("upstream {}: {}: {}", link_->config().name,
                  server_->address(), step.error);
     fail(parser_.head_done() ? UpstreamError::Truncated : UpstreamError::BadResponse);
   }
@@ -219,15 +219,15 @@ void UpstreamConnection::parse(const char* data, size_t len) {
 void UpstreamConnection::finish_response() {
   UpstreamUser* user = user_;
   user_ = nullptr;
-  pool_->timers().cancel(timer_);
+  link_->timers().cancel(timer_);
   // An app that answered before reading the whole request (say, a 413)
   // leaves the connection mid-request: it cannot carry another one.
   bool reusable = request_sent_ && parser_.head().keep_alive && writer_.queued() == 0 && in_.empty() && !reading_paused_ &&
                   state_ == State::Active;
-  if (reusable && pool_->put_idle(this)) {
+  if (reusable && link_->put_idle(this)) {
     state_ = State::Idle;
     in_.release_if_empty();
-    arm_timer(pool_->config().keepalive.idle_timeout);
+    arm_timer(link_->config().keepalive.idle_timeout);
   } else {
     close();
   }
@@ -254,7 +254,7 @@ void UpstreamConnection::on_written(void* p, int status) {
 void UpstreamConnection::close() {
   if (state_ == State::Closing) return;
   state_ = State::Closing;
-  pool_->timers().cancel(timer_);
+  link_->timers().cancel(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConnection::on_closed);
 }
 

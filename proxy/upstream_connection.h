@@ -2,7 +2,7 @@
 // and its response parser, and frees itself after both handles' close
 // callbacks (its single close path). While a request uses it, its user (a
 // client connection) gets the events below; while idle it sits in its
-// pool's keep-alive list, where any byte or EOF from the server closes it,
+// link's keep-alive list, where any byte or EOF from the server closes it,
 // so a connection the server has closed is never handed to a request.
 #pragma once
 
@@ -20,7 +20,7 @@
 
 namespace sluice::proxy {
 
-class UpstreamPool;
+class UpstreamLink;
 class UpstreamServer;
 
 enum class UpstreamError : uint8_t {
@@ -64,7 +64,7 @@ class UpstreamConnection final : private ResponseSink {
   // Starts a non-blocking connect; the user hears on_upstream_ready or
   // on_upstream_error. Returns nullptr (and the user hears nothing) only
   // when the socket could not even be created.
-  static UpstreamConnection* connect(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server,
+  static UpstreamConnection* connect(UpstreamLink* link, UpstreamServer* server,
                                      UpstreamUser* user);
 
   // Called by the pool's timers when this connection's deadline passes.
@@ -94,7 +94,7 @@ class UpstreamConnection final : private ResponseSink {
   State state() const { return state_; }
 
  private:
-  UpstreamConnection(uv_loop_t* loop, UpstreamPool* pool, UpstreamServer* server, UpstreamUser* user);
+  UpstreamConnection(UpstreamLink* link, UpstreamServer* server, UpstreamUser* user);
   ~UpstreamConnection() = default;
 
   void close();  // the one close path
@@ -117,10 +117,10 @@ class UpstreamConnection final : private ResponseSink {
   bool on_response_body(const char* at, size_t len) override;
 
   uv_tcp_t tcp_{};
-  DeadlineNode timer_;  // on pool_->timers()
+  DeadlineNode timer_;  // on link_->timers()
   uv_connect_t connect_req_{};
 
-  UpstreamPool* pool_;
+  UpstreamLink* link_;
   UpstreamServer* server_;
   UpstreamUser* user_;
   State state_ = State::Connecting;

@@ -26,7 +26,8 @@ const char* to_string(ServerHealth h) {
   return "?";
 }
 
-UpstreamServer::UpstreamServer(const config::Server& cfg, const config::Upstream& up) {
+UpstreamServer::UpstreamServer(const config::Server& cfg, const config::Upstream& up)
+    : endpoint_(cfg.address) {
   configure(cfg, up);
 }
 

@@ -3,9 +3,15 @@
 // learned, lowered by backpressure, ramped by slow start), its health
 // (active checks and passive ejection) and its idle keep-alive connections.
 // Owned by its UpstreamPool and kept across reloads that keep its address,
-// so none of this is forgotten when the config changes. Loop thread only.
+// so none of this is forgotten when the config changes.
+//
+// The pool is shared by every loop, and so is this: everything here is
+// read and changed under the pool's lock, except address() and endpoint()
+// (fixed for the server's life: a reload that changes the address makes a
+// new server) and retired(), which any loop may read at any time.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,7 +23,6 @@
 namespace sluice::proxy {
 
 class AdaptiveLimit;
-class UpstreamConnection;
 
 enum class ServerHealth : uint8_t { Healthy, Ejected, CheckFailed };
 const char* to_string(ServerHealth h);
@@ -33,7 +38,8 @@ class UpstreamServer {
   void configure(const config::Server& cfg, const config::Upstream& up);
 
   const config::Server& config() const { return cfg_; }
-  const std::string& address() const { return cfg_.address.text; }
+  const config::SocketAddress& endpoint() const { return endpoint_; }
+  const std::string& address() const { return endpoint_.text; }
   // What the balancer sees; kept current by refresh().
   const ServerLoad& load() const { return load_; }
   uint32_t in_flight() const { return load_.in_flight; }
@@ -65,16 +71,20 @@ class UpstreamServer {
   uint32_t learned_limit() const;                          // 0 unless adaptive
   uint64_t ejections() const { return total_ejections_; }
 
-  // Idle keep-alive connections to this server, most recent last.
-  std::vector<UpstreamConnection*>& idle() { return idle_; }
-
   // The pool's place for it, or kRetired once a reload dropped it.
   static constexpr size_t kRetired = static_cast<size_t>(-1);
   size_t index = kRetired;
+  // A reload dropped it: no new connection to it is kept idle.
+  bool retired() const { return retired_.load(std::memory_order_acquire); }
+  void retire() { retired_.store(true, std::memory_order_release); }
+  // Idle keep-alive connections to it, on every loop: a dropped server is
+  // freed only once none is left.
+  std::atomic<uint32_t> idle_refs{0};
 
  private:
   void start_ramp(uint64_t now_ns);
 
+  const config::SocketAddress endpoint_;
   config::Server cfg_;
   config::PassiveHealth passive_;
   uint64_t slow_start_ns_ = 0;
@@ -93,8 +103,7 @@ class UpstreamServer {
   uint64_t ejected_until_ns_ = 0;  // 0: not ejected
   uint64_t ramp_since_ns_ = 0;     // 0: no slow start running
   uint64_t healthy_since_ns_ = 0;
-
-  std::vector<UpstreamConnection*> idle_;
+  std::atomic<bool> retired_{false};
 };
 
 }  // namespace sluice::proxy

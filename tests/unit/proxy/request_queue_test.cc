@@ -16,7 +16,7 @@ constexpr uint64_t kMs = 1'000'000;
 struct W final : QueueWaiter {
   explicit W(std::string n) : name(std::move(n)) {}
   std::string name;
-  void on_slot_available() override {}
+  void on_slot_granted(UpstreamServer*, uint32_t, size_t) override {}
   void on_shed(ShedReason) override {}
 };
 
