@@ -10,7 +10,7 @@
 #include "core/sd_notify.h"
 #include "core/signals.h"
 #include "core/uv_handle.h"
-#include "proxy/server.h"
+#include "proxy/loop_group.h"
 
 namespace sluice {
 
@@ -43,8 +43,8 @@ int run_daemon(const std::string& config_path) {
   {
     Loop loop;
     SdNotifier notifier;
-    proxy::Server server(loop.get(), cfg);
-    Reloader reloader(loop.get(), config_path, server, notifier,
+    proxy::LoopGroup loops(loop.get(), cfg);
+    Reloader reloader(loop.get(), config_path, loops, notifier,
                       [](const config::ConfigPtr& next) {
                         init_logging(to_spdlog(next->logging.level));
                       });
@@ -61,7 +61,7 @@ int run_daemon(const std::string& config_path) {
         loop.get(), {SIGTERM, SIGINT, SIGHUP, SIGUSR1}, [&](int signum) {
           if (signum == SIGUSR1) {
             spdlog::info("SIGUSR1: reopening log files");
-            server.reopen_logs();
+            loops.reopen_logs();
             return;
           }
           if (signum == SIGHUP) {
@@ -70,7 +70,7 @@ int run_daemon(const std::string& config_path) {
           }
           spdlog::info("{}: stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
           notifier.stopping();
-          server.shutdown(server.config()->drain_timeout, [&] {
+          loops.shutdown(loops.home().config()->drain_timeout, [&] {
             spdlog::info("stopped");
             stop();
           });
@@ -82,7 +82,7 @@ int run_daemon(const std::string& config_path) {
       signals = std::move(watcher).value();
     }
     if (exit_code == 0) {
-      if (auto started = server.start(); !started) {
+      if (auto started = loops.start(); !started) {
         spdlog::error("{}", started.error());
         exit_code = 1;
       }

@@ -4,10 +4,10 @@
 
 namespace sluice {
 
-Reloader::Reloader(uv_loop_t* loop, std::string path, proxy::Server& server,
+Reloader::Reloader(uv_loop_t* loop, std::string path, proxy::LoopGroup& loops,
                    SdNotifier& notifier, Applied applied)
-    : loop_(loop), path_(std::move(path)), server_(server), notifier_(notifier),
-      applied_(std::move(applied)) {
+    : loop_(loop), path_(std::move(path)), loops_(loops), log_count_(loops.loops()),
+      notifier_(notifier), applied_(std::move(applied)) {
   req_.data = this;
 }
 
@@ -35,9 +35,14 @@ void Reloader::start() {
 void Reloader::work(uv_work_t* req) {
   auto* self = static_cast<Reloader*>(req->data);
   self->loaded_.emplace(config::load_file(self->path_));
-  // Opened here, off the loop, whether or not it changed: the loop uses it
-  // only if it did. Appending to the same file twice is harmless.
-  if (*self->loaded_) self->log_.emplace(proxy::AccessLog::open((**self->loaded_)->logging.access_log));
+  // Opened here, off the loop, whether or not it changed: the loops use
+  // them only if it did. Appending to the same file twice is harmless.
+  // One per loop: each loop writes its own lines.
+  if (*self->loaded_) {
+    for (size_t i = 0; i < self->log_count_; ++i) {
+      self->logs_.push_back(proxy::AccessLog::open((**self->loaded_)->logging.access_log));
+    }
+  }
 }
 
 void Reloader::done(uv_work_t* req, int) {
@@ -45,14 +50,13 @@ void Reloader::done(uv_work_t* req, int) {
   self->running_ = false;
   auto loaded = std::move(*self->loaded_);
   self->loaded_.reset();
-  auto log = self->log_ ? std::move(*self->log_)
-                        : Result<std::unique_ptr<proxy::AccessLog>>(unexpected(std::string("not loaded")));
-  self->log_.reset();
+  auto logs = std::move(self->logs_);
+  self->logs_.clear();
   if (!loaded) {
     for (const auto& e : loaded.error()) spdlog::error("{}", e.to_string());
     spdlog::error("reload: {} has {} error(s); the running configuration stays", self->path_,
                   loaded.error().size());
-  } else if (auto applied = self->server_.reload(*loaded, std::move(log)); !applied) {
+  } else if (auto applied = self->loops_.reload(*loaded, std::move(logs)); !applied) {
     spdlog::error("reload: {}; the running configuration stays", applied.error());
   } else {
     self->applied_(*loaded);

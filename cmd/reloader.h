@@ -9,10 +9,11 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "config/load.h"
 #include "core/sd_notify.h"
-#include "proxy/server.h"
+#include "proxy/loop_group.h"
 
 namespace sluice {
 
@@ -20,7 +21,7 @@ class Reloader {
  public:
   using Applied = std::function<void(const config::ConfigPtr&)>;
 
-  Reloader(uv_loop_t* loop, std::string path, proxy::Server& server, SdNotifier& notifier,
+  Reloader(uv_loop_t* loop, std::string path, proxy::LoopGroup& loops, SdNotifier& notifier,
            Applied applied);
 
   // Loop thread. A request while a load is running is remembered and run
@@ -34,7 +35,8 @@ class Reloader {
 
   uv_loop_t* loop_;
   std::string path_;
-  proxy::Server& server_;
+  proxy::LoopGroup& loops_;
+  size_t log_count_;  // access logs to open: one per loop
   SdNotifier& notifier_;
   Applied applied_;
 
@@ -43,7 +45,7 @@ class Reloader {
   bool again_ = false;
   // Written by the threadpool in work(), read on the loop in done().
   std::optional<Result<config::ConfigPtr, config::ConfigErrors>> loaded_;
-  std::optional<Result<std::unique_ptr<proxy::AccessLog>>> log_;
+  std::vector<Result<std::unique_ptr<proxy::AccessLog>>> logs_;
 };
 
 }  // namespace sluice

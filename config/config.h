@@ -256,6 +256,9 @@ struct Buffering {
 struct Config {
   std::string source;  // the file it was loaded from
   uint32_t workers = 0;  // resolved: never 0 after load (default: CPU count)
+  // Event loops, each on its own thread with its own listening sockets
+  // (SO_REUSEPORT) and connections, sharing the upstream pools. Restart only.
+  uint32_t io_threads = 1;
   // Microseconds the loop polls instead of sleeping while a reply is due
   // (core/busy_poll.h). 0 = off.
   uint32_t busy_poll_us = 0;

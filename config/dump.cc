@@ -156,6 +156,7 @@ std::vector<std::pair<std::string, std::string>> flatten(const Config& config) {
   std::vector<std::pair<std::string, std::string>> pairs;
   Lines out(pairs);
   out.add("workers", config.workers);
+  out.add("io_threads", config.io_threads);
   out.add("busy_poll_us", config.busy_poll_us);
   out.add("route_on_loop_us", config.route_on_loop_us);
   out.add("drain_timeout", config.drain_timeout);

@@ -56,11 +56,12 @@ void load_buffering(LoadState& state, const MapReader& buffering) {
 
 void load_document(LoadState& state, const YAML::Node& root) {
   MapReader top(state.diag, Field{root, "", root.Mark()},
-                {"workers", "busy_poll_us", "route_on_loop_us", "drain_timeout", "listeners", "routes",
+                {"workers", "io_threads", "busy_poll_us", "route_on_loop_us", "drain_timeout", "listeners", "routes",
                  "upstreams", "admin", "logging", "buffering"});
   Config& config = state.config;
   config.workers = default_workers();
   top.read("workers", config.workers, integer<uint32_t>(1, 256));
+  top.read("io_threads", config.io_threads, integer<uint32_t>(1, 64));
   top.read("busy_poll_us", config.busy_poll_us, integer<uint32_t>(0, 1000));
   top.read("route_on_loop_us", config.route_on_loop_us, integer<uint32_t>(0, 100000));
   top.read("drain_timeout", config.drain_timeout, positive_duration());

@@ -70,9 +70,19 @@ class AdminConnection {
   void respond(bool is_get) {
     std::string_view path(url_);
     path = path.substr(0, path.find('?'));
-    if (!is_get) send(405, "text/plain", "only GET\n");
-    else if (path == "/metrics") send(200, "text/plain; version=0.0.4", admin_.render_metrics());
-    else if (path == "/status") send(200, "application/json", admin_.render_status());
+    if (!is_get) {
+      send(405, "text/plain", "only GET\n");
+    } else if (path == "/metrics" || path == "/status") {
+      // Every loop's counters first (io_threads): the answer comes once
+      // they have all been copied. Nothing is read meanwhile, so nothing
+      // closes this connection before it answers.
+      uv_read_stop(stream());
+      const bool metrics = path == "/metrics";
+      admin_.collect([this, metrics](const LoopStats& all) {
+        if (metrics) send(200, "text/plain; version=0.0.4", admin_.render_metrics(all));
+        else send(200, "application/json", admin_.render_status(all));
+      });
+    }
     else if (path == "/") send(200, "text/html; charset=utf-8", std::string(admin_page_html()));
     else send(404, "text/plain", "try /, /metrics or /status\n");
   }
@@ -210,8 +220,15 @@ void AdminServer::on_connection(uv_stream_t* s, int status) {
   conn->accept(s);  // frees itself on any failure
 }
 
-std::string AdminServer::render_metrics() const {
-  const Metrics& m = server_.metrics();
+void AdminServer::collect(std::function<void(const LoopStats&)> done) {
+  server_.collect_stats(std::move(done));
+}
+
+std::string AdminServer::render_metrics() const { return render_metrics(server_.stats()); }
+std::string AdminServer::render_status() const { return render_status(server_.stats()); }
+
+std::string AdminServer::render_metrics(const LoopStats& all) const {
+  const Metrics& m = all.metrics;
   std::string out;
   out.reserve(8192);
   static const char* kClass[] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
@@ -234,24 +251,30 @@ std::string AdminServer::render_metrics() const {
   line(out, "sluice_response_body_bytes_total", {}, static_cast<double>(m.response_body_bytes));
   help(out, "sluice_connections_accepted_total", "counter", "Client connections accepted.");
   line(out, "sluice_connections_accepted_total", {}, static_cast<double>(m.connections_accepted));
+  help(out, "sluice_loop_connections_accepted_total", "counter",
+       "Client connections accepted, by event loop (io_threads; 0 is the first).");
+  for (const auto& [loop, n] : all.accepted_by_loop) {
+    line(out, "sluice_loop_connections_accepted_total", {{"loop", std::to_string(loop)}},
+         static_cast<double>(n));
+  }
   help(out, "sluice_connections_open", "gauge", "Client connections open now.");
-  line(out, "sluice_connections_open", {}, static_cast<double>(server_.connection_count()));
+  line(out, "sluice_connections_open", {}, static_cast<double>(all.connections));
   help(out, "sluice_connections_refused_total", "counter",
        "Client connections accepted and closed at once: over max_connections, over "
        "max_connections_per_ip, or shed when out of file descriptors.");
   for (const auto& l : server_.listeners()) {
+    auto it = all.refused.find(l->name());
     for (size_t r = 0; r < Listener::kRefusals; ++r) {
       line(out, "sluice_connections_refused_total",
            {{"listener", l->name()},
             {"reason", Listener::refusal_name(static_cast<Listener::Refusal>(r))}},
-           static_cast<double>(l->refused[r]));
+           static_cast<double>(it == all.refused.end() ? 0 : it->second[r]));
     }
   }
   help(out, "sluice_access_log_dropped_total", "counter",
        "Access-log lines dropped because the writer could not keep up.");
-  line(out, "sluice_access_log_dropped_total", {},
-       static_cast<double>(server_.access_log().dropped()));
-  const WorkerPoolStats w = server_.worker_stats();
+  line(out, "sluice_access_log_dropped_total", {}, static_cast<double>(all.access_log_dropped));
+  const WorkerPoolStats& w = all.workers;
   help(out, "sluice_worker_jobs_total", "counter", "Request heads routed by the worker pool.");
   line(out, "sluice_worker_jobs_total", {}, static_cast<double>(w.delivered));
   help(out, "sluice_worker_jobs_on_loop_total", "counter",
@@ -264,10 +287,10 @@ std::string AdminServer::render_metrics() const {
   line(out, "sluice_worker_job_seconds", {}, static_cast<double>(w.job_cost_ns) / 1e9);
   help(out, "sluice_busy_poll_spins_total", "counter",
        "Times the loop started polling instead of sleeping (busy_poll_us > 0).");
-  line(out, "sluice_busy_poll_spins_total", {}, static_cast<double>(server_.busy_poll().spins()));
+  line(out, "sluice_busy_poll_spins_total", {}, static_cast<double>(all.busy_poll_spins));
   help(out, "sluice_busy_poll_seconds_total", "counter",
        "Wall time the loop polled instead of sleeping (busy_poll_us > 0): at most the CPU polling cost.");
-  line(out, "sluice_busy_poll_seconds_total", {}, static_cast<double>(server_.busy_poll().spun_ns()) / 1e9);
+  line(out, "sluice_busy_poll_seconds_total", {}, static_cast<double>(all.busy_poll_ns) / 1e9);
 
   // Each pool copied once, under its lock, so the figures of one scrape agree.
   std::vector<std::pair<std::string, PoolView>> views;
@@ -339,10 +362,10 @@ std::string AdminServer::render_metrics() const {
   return out;
 }
 
-std::string AdminServer::render_status() const {
+std::string AdminServer::render_status(const LoopStats& all) const {
   std::string out = "{\"version\":";
   json_string(out, SLUICE_VERSION);
-  out += ",\"connections\":" + std::to_string(server_.connection_count());
+  out += ",\"connections\":" + std::to_string(all.connections);
   out += ",\"draining\":";
   out += server_.draining() ? "true" : "false";
   out += ",\"listeners\":[";
@@ -354,11 +377,11 @@ std::string AdminServer::render_status() const {
     json_string(out, l->name());
     out += ",\"address\":";
     json_string(out, l->bound());
-    out += ",\"connections\":" + std::to_string(l->active) + "}";
+    out += ",\"connections\":" + std::to_string(l->active()) + "}";
   }
   out += "],\"routes\":[";
   first = true;
-  for (const auto& [route, rm] : server_.metrics().routes) {
+  for (const auto& [route, rm] : all.metrics.routes) {
     if (!first) out += ",";
     first = false;
     uint64_t total = 0;
@@ -385,11 +408,12 @@ std::string AdminServer::render_status() const {
     json_string(out, name);
     out += ",\"queue_depth\":" + std::to_string(v.queue_length);
     uint64_t shed = 0;
-    if (auto it = server_.metrics().upstreams.find(name); it != server_.metrics().upstreams.end()) {
+    if (auto it = all.metrics.upstreams.find(name); it != all.metrics.upstreams.end()) {
       for (uint64_t n : it->second.shed) shed += n;
     }
     out += ",\"shed\":" + std::to_string(shed);
-    out += ",\"idle_connections\":" + std::to_string(link->idle_count());
+    auto idle = all.idle.find(name);
+    out += ",\"idle_connections\":" + std::to_string(idle == all.idle.end() ? 0 : idle->second);
     out += ",\"retry_after\":" + std::to_string(v.retry_after);
     out += ",\"service_ms\":" + std::to_string(v.service_ns / 1'000'000);
     out += ",\"servers\":[";

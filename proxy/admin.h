@@ -1,11 +1,13 @@
 // The admin listener (off unless `admin.listen` is set): GET /metrics in
-// the Prometheus text format and GET /status as JSON. Served on the loop
-// like everything else; each answer is built from loop-owned state, so it
-// needs no locking, and the connection closes after one response.
+// the Prometheus text format and GET /status as JSON. Served on the first
+// loop; each answer is built from copies of every loop's counters (taken
+// on each loop's own thread) and of each upstream pool's state (taken
+// under its lock), and the connection closes after one response.
 #pragma once
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,6 +18,7 @@
 namespace sluice::proxy {
 
 class Server;
+struct LoopStats;
 
 class AdminServer {
  public:
@@ -26,7 +29,11 @@ class AdminServer {
   const std::string& bound() const { return bound_; }
   void close() { tcp_.close(); }
 
-  // The bodies, for tests and for the page.
+  // Every loop's counters, added up; `done` runs on this loop.
+  void collect(std::function<void(const LoopStats&)> done);
+  // The bodies, from `all` (collect()), or from this loop's own counters.
+  std::string render_metrics(const LoopStats& all) const;
+  std::string render_status(const LoopStats& all) const;
   std::string render_metrics() const;
   std::string render_status() const;
 

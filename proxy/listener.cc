@@ -91,7 +91,7 @@ void Listener::close() {
 }
 
 Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::Listener& cfg,
-                                                 AcceptFn on_accept) {
+                                                 AcceptFn on_accept, ListenerOptions opts) {
   std::unique_ptr<Listener> l(new Listener());
   l->loop_ = loop;
   l->name_ = cfg.name;
@@ -99,19 +99,23 @@ Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::
   l->max_connections = cfg.max_connections;
   l->max_per_ip = cfg.max_connections_per_ip;
   l->on_accept_ = std::move(on_accept);
+  l->share_ = opts.share ? std::move(opts.share) : std::make_shared<ListenerShare>();
   auto fail = [&](const char* what) {
     return unexpected("listener " + cfg.name + ": " + what + " " + cfg.listen.text + ": " +
                       std::strerror(errno));
   };
   l->reserve_fd_ = open_reserve();
   if (l->reserve_fd_ < 0) return fail("open /dev/null for");
-  const sockaddr* sa = cfg.listen.sa();
+  const sockaddr* sa = opts.at ? reinterpret_cast<const sockaddr*>(&*opts.at) : cfg.listen.sa();
   l->fd_ = ::socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (l->fd_ < 0) return fail("socket for");
   int one = 1;
   // As every server does: a restart binds again while old connections
   // linger in TIME_WAIT.
   ::setsockopt(l->fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (opts.reuse_port && ::setsockopt(l->fd_, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return fail("SO_REUSEPORT for");
+  }
   const socklen_t len = sa->sa_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
   if (::bind(l->fd_, sa, len) != 0) return fail("bind");
   if (::listen(l->fd_, kBacklog) != 0) return fail("listen");
@@ -119,6 +123,7 @@ Result<std::unique_ptr<Listener>> Listener::bind(uv_loop_t* loop, const config::
   socklen_t ss_len = sizeof ss;
   ::getsockname(l->fd_, reinterpret_cast<sockaddr*>(&ss), &ss_len);
   l->bound_ = socket_name(ss);
+  l->bound_ss_ = ss;
   auto poll = UvHandle<uv_poll_t>::create(uv_poll_init, loop, l->fd_);
   if (!poll) return unexpected("listener " + cfg.name + ": " + poll.error());
   l->poll_ = std::move(poll).value();
@@ -152,7 +157,9 @@ void Listener::accept_pending() {
       }
       return;
     }
-    if (active >= max_connections) {
+    // Counted before it is handed on; given back by closed().
+    if (share_->active.fetch_add(1, std::memory_order_relaxed) >= max_connections) {
+      share_->active.fetch_sub(1, std::memory_order_relaxed);
       ::close(c);
       ++refused[MaxConnections];
       continue;
@@ -183,8 +190,10 @@ bool Listener::admit(const sockaddr_storage& peer, PeerKey* key, bool* counted) 
   *counted = false;
   if (max_per_ip == 0) return true;
   *key = peer_key(peer);
-  uint32_t& n = per_ip_[*key];
+  std::unique_lock lock(share_->mu);
+  uint32_t& n = share_->per_ip[*key];
   if (n >= max_per_ip) {
+    lock.unlock();
     ++refused[MaxPerIp];
     if (warn_now(loop_, last_per_ip_warn_ms_)) {
       char ip[64] = "";
@@ -214,9 +223,10 @@ const char* Listener::refusal_name(Refusal r) {
 }
 
 void Listener::release(const PeerKey& key) {
-  auto it = per_ip_.find(key);
-  if (it == per_ip_.end()) return;
-  if (--it->second == 0) per_ip_.erase(it);
+  std::lock_guard lock(share_->mu);
+  auto it = share_->per_ip.find(key);
+  if (it == share_->per_ip.end()) return;
+  if (--it->second == 0) share_->per_ip.erase(it);
 }
 
 }  // namespace sluice::proxy

@@ -17,9 +17,12 @@
 #include <uv.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -43,6 +46,25 @@ PeerKey peer_key(const sockaddr_storage& ss);
 // The address as text, as uv_ip4_name / uv_ip6_name write it.
 void format_peer(const PeerKey& key, bool v6, std::string& out);
 
+// What the listeners of one name count together, when several loops
+// (io_threads) each have a socket on the address: max_connections and
+// max_connections_per_ip hold for the listener, not for each loop.
+struct ListenerShare {
+  std::atomic<uint32_t> active{0};  // connections accepted and not yet closed
+  std::mutex mu;                    // for per_ip
+  std::unordered_map<PeerKey, uint32_t, PeerKeyHash> per_ip;  // open connections per address
+};
+
+struct ListenerOptions {
+  // SO_REUSEPORT: every loop binds a socket of its own to the address and
+  // the kernel spreads new connections over them.
+  bool reuse_port = false;
+  // Bind here instead of the configured address: the address another
+  // loop's socket got (port 0 resolved).
+  std::optional<sockaddr_storage> at;
+  std::shared_ptr<ListenerShare> share;  // null: a new one
+};
+
 class Listener {
  public:
   // Called for each accepted connection (non-blocking, close-on-exec); the
@@ -50,12 +72,15 @@ class Listener {
   using AcceptFn = std::function<void(Listener& self, int fd, const sockaddr_storage& peer)>;
 
   static Result<std::unique_ptr<Listener>> bind(uv_loop_t* loop, const config::Listener& cfg,
-                                                AcceptFn on_accept);
+                                                AcceptFn on_accept, ListenerOptions opts = {});
 
   const std::string& name() const { return name_; }
   // The address actually bound (port 0 resolved), e.g. "127.0.0.1:43817".
   const std::string& bound() const { return bound_; }
   const config::SocketAddress& address() const { return address_; }
+  // The bound address, for another loop to bind to.
+  const sockaddr_storage& bound_address() const { return bound_ss_; }
+  const std::shared_ptr<ListenerShare>& share() const { return share_; }
 
   // Stops accepting; established connections are not touched.
   void close();
@@ -79,7 +104,10 @@ class Listener {
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
 
-  uint32_t active = 0;        // connections accepted and not yet closed
+  // Connections accepted and not yet closed, on every loop.
+  uint32_t active() const { return share_->active.load(std::memory_order_relaxed); }
+  // A connection this listener accepted has closed.
+  void closed() { share_->active.fetch_sub(1, std::memory_order_relaxed); }
   uint32_t max_connections = 0;
   uint32_t max_per_ip = 0;    // 0: no limit
 
@@ -100,13 +128,14 @@ class Listener {
   UvHandle<uv_poll_t> poll_;
   int fd_ = -1;
   int reserve_fd_ = -1;
-  std::unordered_map<PeerKey, uint32_t, PeerKeyHash> per_ip_;  // open connections per address
+  std::shared_ptr<ListenerShare> share_;
   // At most one warning a second each: a flood must not flood the log too.
   uint64_t last_emfile_warn_ms_ = 0;
   uint64_t last_per_ip_warn_ms_ = 0;
   AcceptFn on_accept_;
   std::string name_;
   std::string bound_;
+  sockaddr_storage bound_ss_{};
   config::SocketAddress address_;
 };
 

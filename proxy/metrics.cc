@@ -20,6 +20,29 @@ uint64_t Histogram::cumulative(size_t i) const {
   return n;
 }
 
+void Histogram::add(const Histogram& o) {
+  for (size_t i = 0; i < buckets_.size(); ++i) buckets_[i] += o.buckets_[i];
+  count_ += o.count_;
+  sum_us_ += o.sum_us_;
+}
+
+void Metrics::add(const Metrics& o) {
+  connections_accepted += o.connections_accepted;
+  response_body_bytes += o.response_body_bytes;
+  for (const auto& [name, r] : o.routes) {
+    RouteMetrics& mine = routes[name];
+    for (size_t i = 0; i < r.by_class.size(); ++i) mine.by_class[i] += r.by_class[i];
+    mine.duration.add(r.duration);
+  }
+  for (const auto& [name, u] : o.upstreams) {
+    UpstreamMetrics& mine = upstreams[name];
+    for (size_t i = 0; i < u.shed.size(); ++i) mine.shed[i] += u.shed[i];
+    mine.retries += u.retries;
+    mine.retries_denied += u.retries_denied;
+    mine.queue_wait.add(u.queue_wait);
+  }
+}
+
 const char* to_string(ShedReason r) {
   switch (r) {
     case ShedReason::QueueFull: return "queue_full";

@@ -1,5 +1,6 @@
-// Counters and histograms for the admin endpoint. Loop thread only: every
-// event they count happens on the loop, so plain integers suffice.
+// Counters and histograms for the admin endpoint. Each loop has its own
+// and counts only what happens on it, so plain integers suffice; the admin
+// endpoint adds up copies (loop_stats.h).
 #pragma once
 
 #include <array>
@@ -21,6 +22,7 @@ class Histogram {
   uint64_t cumulative(size_t i) const;
   uint64_t count() const { return count_; }
   double sum_seconds() const { return static_cast<double>(sum_us_) / 1e6; }
+  void add(const Histogram& other);
 
  private:
   std::array<uint64_t, kBounds.size()> buckets_{};
@@ -59,6 +61,8 @@ struct Metrics {
   uint64_t response_body_bytes = 0;
   std::unordered_map<std::string, RouteMetrics> routes;        // by route name; "" = no route
   std::unordered_map<std::string, UpstreamMetrics> upstreams;  // by upstream name
+
+  void add(const Metrics& other);
 };
 
 }  // namespace sluice::proxy

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "proxy/client_connection.h"
 
 namespace sluice::proxy {
@@ -13,14 +15,58 @@ namespace {
 constexpr size_t kRouteQueueCapacity = 16384;
 }  // namespace
 
-Server::Server(uv_loop_t* loop, config::ConfigPtr cfg)
+Server::Server(uv_loop_t* loop, config::ConfigPtr cfg, const SharedState* home)
     : loop_(loop),
       cfg_(std::move(cfg)),
       busy_poll_(loop, uint64_t{cfg_->busy_poll_us} * 1000),
       timers_(loop, &ClientConnection::on_timeout) {
-  for (const auto& up : cfg_->upstreams) {
-    links_.emplace(up.name, std::make_unique<UpstreamLink>(
-                                loop_, std::make_shared<UpstreamPool>(loop_, up), up, &busy_poll_));
+  for (const auto& up : cfg_->upstreams) links_.emplace(up.name, make_link(up, home));
+}
+
+std::unique_ptr<UpstreamLink> Server::make_link(const config::Upstream& up, const SharedState* home) {
+  std::shared_ptr<UpstreamPool> pool;
+  if (home != nullptr) {
+    if (auto it = home->pools.find(up.name); it != home->pools.end()) pool = it->second;
+  }
+  // The first loop's pools have it as their home (timer, health checks).
+  if (!pool) pool = std::make_shared<UpstreamPool>(loop_, up);
+  return std::make_unique<UpstreamLink>(loop_, std::move(pool), up, &busy_poll_);
+}
+
+SharedState Server::shared_state() const {
+  SharedState st;
+  for (const auto& [name, link] : links_) st.pools.emplace(name, link->shared_pool());
+  for (const auto& l : listeners_) {
+    st.listeners.emplace(l->name(), SharedState::Seat{l->bound_address(), l->share()});
+  }
+  return st;
+}
+
+LoopStats Server::stats() const {
+  LoopStats st;
+  st.metrics = metrics_;
+  st.connections = live_;
+  for (const auto* list : {&listeners_, &retired_listeners_}) {
+    for (const auto& l : *list) {
+      auto& r = st.refused[l->name()];
+      for (size_t i = 0; i < r.size(); ++i) r[i] += l->refused[i];
+    }
+  }
+  for (const auto& [name, link] : links_) st.idle[name] = link->idle_count();
+  st.access_log_dropped = access_log_ ? access_log_->dropped() : 0;
+  st.workers = worker_stats();
+  st.busy_poll_spins = busy_poll_.spins();
+  st.busy_poll_ns = busy_poll_.spun_ns();
+  st.loops = 1;
+  st.accepted_by_loop[loop_index_] = metrics_.connections_accepted;
+  return st;
+}
+
+void Server::collect_stats(StatsCallback done) {
+  if (collector_) {
+    collector_(std::move(done));
+  } else {
+    done(stats());
   }
 }
 
@@ -33,7 +79,7 @@ Server::~Server() {
   if (workers_) workers_->stop();
 }
 
-Result<bool> Server::start() {
+Result<bool> Server::start(const SharedState* home) {
   auto inbox = WaiterInbox::create(loop_);
   if (!inbox) return unexpected(inbox.error());
   inbox_ = std::move(inbox).value();
@@ -43,7 +89,8 @@ Result<bool> Server::start() {
 
   auto workers = WorkerPool<RouteJob, RouteResult>::create(
       loop_,
-      {.threads = cfg_->workers,
+      // `workers` is the total: each loop has its share.
+      {.threads = std::max(1u, cfg_->workers / cfg_->io_threads),
        .queue_capacity = kRouteQueueCapacity,
        .busy_poll = &busy_poll_,
        .inline_budget_ns = uint64_t{cfg_->route_on_loop_us} * 1000,
@@ -53,13 +100,13 @@ Result<bool> Server::start() {
   if (!workers) return unexpected(workers.error());
   workers_ = std::move(workers).value();
 
-  if (cfg_->admin.listen) {
+  if (cfg_->admin.listen && home == nullptr) {
     auto admin = AdminServer::start(loop_, *cfg_->admin.listen, *this);
     if (!admin) return unexpected(admin.error());
     admin_ = std::move(admin).value();
   }
   for (const auto& lc : cfg_->listeners) {
-    auto l = bind(lc);
+    auto l = bind(lc, home);
     if (!l) {
       listeners_.clear();
       return unexpected(l.error());
@@ -69,13 +116,26 @@ Result<bool> Server::start() {
   return true;
 }
 
-Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc) {
-  auto l = Listener::bind(loop_, lc, [this](Listener& self, int fd, const sockaddr_storage& peer) { on_accept(self, fd, peer); });
-  if (l) spdlog::info("listener {} listening on {}", lc.name, (*l)->bound());
+Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc, const SharedState* home) {
+  ListenerOptions opts;
+  opts.reuse_port = cfg_->io_threads > 1;
+  if (home != nullptr) {
+    auto it = home->listeners.find(lc.name);
+    if (it == home->listeners.end()) {
+      return unexpected("listener " + lc.name + ": the first loop has no socket for it");
+    }
+    opts.at = it->second.at;
+    opts.share = it->second.share;
+  }
+  auto l = Listener::bind(
+      loop_, lc, [this](Listener& self, int fd, const sockaddr_storage& peer) { on_accept(self, fd, peer); },
+      std::move(opts));
+  if (l && home == nullptr) spdlog::info("listener {} listening on {}", lc.name, (*l)->bound());
   return l;
 }
 
-Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log) {
+Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log,
+                            const SharedState* home) {
   if (draining_) return unexpected(std::string("shutting down"));
   // 1. Everything that can fail, before anything changes.
   std::vector<std::unique_ptr<Listener>> kept(next->listeners.size());
@@ -97,7 +157,7 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   std::vector<std::unique_ptr<Listener>> fresh(next->listeners.size());
   for (size_t i = 0; i < next->listeners.size(); ++i) {
     if (kept[i]) continue;
-    auto l = bind(next->listeners[i]);
+    auto l = bind(next->listeners[i], home);
     if (!l) {
       fresh.clear();  // closes what this reload bound
       restore();
@@ -109,6 +169,7 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   const auto& oa = cfg_->admin.listen;
   bool admin_changed = na.has_value() != oa.has_value() || (na && !na->same_endpoint(*oa));
   std::unique_ptr<AdminServer> new_admin;
+  if (home != nullptr) admin_changed = false;  // the first loop's
   if (admin_changed && na) {
     if (admin_) admin_->close();  // free the port in case only the spelling changed
     auto admin = AdminServer::start(loop_, *na, *this);
@@ -149,13 +210,13 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   for (const auto& up : next->upstreams) {
     auto it = links_.find(up.name);
     if (it != links_.end()) {
-      it->second->pool().reconfigure(up);
+      // The pools are shared: the first loop reconfigures them, once.
+      if (home == nullptr) it->second->pool().reconfigure(up);
       it->second->reconfigure(up);
       links.emplace(up.name, std::move(it->second));
       links_.erase(it);
     } else {
-      links.emplace(up.name, std::make_unique<UpstreamLink>(
-                                 loop_, std::make_shared<UpstreamPool>(loop_, up), up, &busy_poll_));
+      links.emplace(up.name, make_link(up, home));
     }
   }
   for (auto& [name, link] : links_) {
@@ -163,7 +224,11 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
     retired_links_.push_back(std::move(link));
   }
   links_ = std::move(links);
-  std::erase_if(retired_links_, [](const auto& l) { return l->pool().quiet(); });
+  // A removed upstream's pool goes when it is quiet; the first loop holds
+  // it last, so that it is destroyed on its home loop.
+  std::erase_if(retired_links_, [home](const auto& l) {
+    return l->pool().quiet() && (home != nullptr || l->shared_pool().use_count() == 1);
+  });
   if (new_log) {
     // The old log's writer drains on its own thread: a slow disk must not
     // hold the loop. Finished ones are destroyed at the next reload, the
@@ -191,6 +256,7 @@ void Server::on_accept(Listener& l, int fd, const sockaddr_storage& peer) {
   }
   if (draining_ || lc == cfg_->listeners.size()) {  // shutting down, or a listener the config no longer has
     ::close(fd);
+    l.closed();
     return;
   }
   ConnId id;
@@ -205,14 +271,13 @@ void Server::on_accept(Listener& l, int fd, const sockaddr_storage& peer) {
   ++metrics_.connections_accepted;
   slot.conn = new ClientConnection(*this, id, slot.gen, cfg_, static_cast<uint16_t>(lc));
   slot.listener = &l;
-  ++l.active;
   ++live_;
   slot.conn->accept(fd, peer);
 }
 
 void Server::release(ClientConnection* conn) {
   Slot& slot = slots_[conn->id()];
-  if (slot.listener) --slot.listener->active;
+  if (slot.listener) slot.listener->closed();
   if (const PeerKey* peer = conn->counted_peer()) slot.listener->release(*peer);
   ++slot.gen;  // results still on a worker for this slot are now stale
   slot.conn = nullptr;
@@ -278,7 +343,7 @@ void Server::maybe_finish_shutdown() {
 
 void Server::finish_shutdown() {
   drain_timer_.close();
-  admin_.reset();
+  if (admin_) admin_->close();  // kept: an answer being collected still renders through it
   timers_.close();
   for (auto& [name, link] : links_) link->close_idle();
   for (auto& link : retired_links_) link->close_idle();

@@ -20,6 +20,7 @@
 #include "proxy/access_log.h"
 #include "proxy/admin.h"
 #include "proxy/listener.h"
+#include "proxy/loop_stats.h"
 #include "proxy/metrics.h"
 #include "proxy/routing.h"
 #include "proxy/upstream_link.h"
@@ -30,15 +31,32 @@ namespace sluice::proxy {
 
 class ClientConnection;
 
+// What the other loops take from the first (io_threads): its upstream
+// pools, and where its listeners are bound with what they count together.
+struct SharedState {
+  std::unordered_map<std::string, std::shared_ptr<UpstreamPool>> pools;  // by upstream
+  struct Seat {
+    sockaddr_storage at;
+    std::shared_ptr<ListenerShare> share;
+  };
+  std::unordered_map<std::string, Seat> listeners;  // by listener name
+};
+
 class Server {
  public:
-  Server(uv_loop_t* loop, config::ConfigPtr cfg);
+  // `home`: null for the first loop, which creates the upstream pools, the
+  // admin listener and the health checks; for the others, that loop's
+  // SharedState.
+  Server(uv_loop_t* loop, config::ConfigPtr cfg, const SharedState* home = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
   // Binds every listener and starts the workers. On error nothing listens.
-  Result<bool> start();
+  // `home` as for the constructor.
+  Result<bool> start(const SharedState* home = nullptr);
+  // For the other loops, after start() or reload().
+  SharedState shared_state() const;
 
   // Swaps in a new configuration snapshot: new requests use it, requests
   // in flight finish with the one they started with. Listeners are kept
@@ -47,7 +65,11 @@ class Server {
   // (a new listener cannot bind, the access log cannot open) nothing
   // changes. `log` is the new config's access log, opened off the loop
   // (opening a file blocks); it is used only if its path or format changed.
-  Result<bool> reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log);
+  // The other loops reload after the first, with its new SharedState as
+  // `home`: they use its pools (which it has reconfigured) and bind new
+  // listeners where it did.
+  Result<bool> reload(config::ConfigPtr next, Result<std::unique_ptr<AccessLog>> log,
+                      const SharedState* home = nullptr);
 
   // Stops accepting, lets in-flight requests finish (closing idle
   // keep-alive connections at once), and calls `done` when the last
@@ -63,6 +85,18 @@ class Server {
   DeadlineTimers& timers() { return timers_; }  // client connection timeouts
   AccessLog& access_log() { return *access_log_; }
   Metrics& metrics() { return metrics_; }
+  // This loop's counters, copied.
+  LoopStats stats() const;
+  // Every loop's counters, added up; `done` runs on this loop, at once
+  // with one loop, or once each other loop has answered.
+  using StatsCallback = std::function<void(const LoopStats&)>;
+  void collect_stats(StatsCallback done);
+  // Set by the loop group: how collect_stats() reaches the other loops.
+  void set_collector(std::function<void(StatsCallback)> collector) {
+    collector_ = std::move(collector);
+  }
+  // Which loop of the group this is (0: the first), for its counters.
+  void set_loop_index(unsigned i) { loop_index_ = i; }
   WorkerPoolStats worker_stats() const { return workers_ ? workers_->stats() : WorkerPoolStats{}; }
   const BusyPoll& busy_poll() const { return busy_poll_; }
   const std::unordered_map<std::string, std::unique_ptr<UpstreamLink>>& links() const {
@@ -89,7 +123,8 @@ class Server {
   };
 
   void on_accept(Listener& l, int fd, const sockaddr_storage& peer);
-  Result<std::unique_ptr<Listener>> bind(const config::Listener& lc);
+  Result<std::unique_ptr<Listener>> bind(const config::Listener& lc, const SharedState* home);
+  std::unique_ptr<UpstreamLink> make_link(const config::Upstream& up, const SharedState* home);
   void on_routed(RouteResult&& r);
   void maybe_finish_shutdown();
   void finish_shutdown();
@@ -112,6 +147,8 @@ class Server {
   std::vector<std::unique_ptr<AccessLog>> retired_logs_;  // replaced by reloads, draining
   std::unique_ptr<AdminServer> admin_;
   Metrics metrics_;
+  std::function<void(StatsCallback)> collector_;
+  unsigned loop_index_ = 0;
 
   std::vector<Slot> slots_;
   std::vector<ConnId> free_slots_;

@@ -18,7 +18,8 @@ add_executable(proxy_integration_tests
   proxy_smuggling_test.cc
   proxy_faults_test.cc
   proxy_limits_test.cc
-  proxy_shield_test.cc)
+  proxy_shield_test.cc
+  proxy_io_threads_test.cc)
 target_link_libraries(proxy_integration_tests PRIVATE sluice_test_support Catch2::Catch2 catch_main)
 target_compile_definitions(proxy_integration_tests PRIVATE
   SLUICE_BINARY="$<TARGET_FILE:sluice>"
@@ -29,7 +30,7 @@ target_compile_definitions(proxy_integration_tests PRIVATE
 add_dependencies(proxy_integration_tests sluice sluice-backend)
 add_dependencies(proxy_integration_tests sluice-legacy-backend)
 
-foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin admin_page smuggling buffering faults limits shield)
+foreach(theme client_side routing upstream semantics errors retries_queue shutdown access_log reload admin admin_page smuggling buffering faults limits shield io_threads)
   add_test(NAME proxy_${theme} COMMAND proxy_integration_tests "[${theme}]")
   set_tests_properties(proxy_${theme} PROPERTIES TIMEOUT 170)
 endforeach()

@@ -145,6 +145,7 @@ TEST_CASE("flatten lists every effective value of a minimal config") {
   ConfigPtr config = load_ok("workers: 2\n" + std::string(kMinimalYaml));
   std::vector<std::pair<std::string, std::string>> expected{
       {"workers", "2"},
+      {"io_threads", "1"},
       {"busy_poll_us", "0"},
       {"route_on_loop_us", "200"},
       {"drain_timeout", "30s"},
