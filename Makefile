@@ -37,9 +37,9 @@ asan: test-deps
 
 tsan: deps
 	@cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_SANITIZE=tsan >/dev/null
-	@cmake --build build-tsan -j$(JOBS) --target core_unit_tests proxy_unit_tests
+	@cmake --build build-tsan -j$(JOBS) --target core_unit_tests proxy_unit_tests proxy_integration_tests
 	@cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-	  ctest --output-on-failure -R 'core_unit_tests|proxy_unit_tests'
+	  ctest --output-on-failure -R 'core_unit_tests|proxy_unit_tests|proxy_io_threads'
 
 clang: test-deps
 	@sh packaging/install-deps.sh --with clang-14

@@ -2,6 +2,7 @@
 #include "cmd/reloader.h"
 
 #include <csignal>
+#include <functional>
 #include <iostream>
 
 #include "config/load.h"
@@ -49,6 +50,9 @@ int run_daemon(const std::string& config_path) {
                         init_logging(to_spdlog(next->logging.level));
                       });
     UvHandle<uv_timer_t> watchdog;
+    // Fed only once every event loop has answered: a stuck loop gets the
+    // process restarted.
+    std::function<void()> ping = [&] { loops.ping([&] { notifier.send("WATCHDOG=1"); }); };
     std::unique_ptr<SignalWatcher> signals;
     auto stop = [&] {
       if (signals) signals->close();
@@ -94,12 +98,11 @@ int run_daemon(const std::string& config_path) {
         auto t = UvHandle<uv_timer_t>::create(uv_timer_init, loop.get());
         if (t) {
           watchdog = std::move(t).value();
-          watchdog->data = &notifier;
+          watchdog->data = &ping;
           auto ms = static_cast<uint64_t>(interval->count() / 1000);
           uv_timer_start(
               watchdog.get(),
-              [](uv_timer_t* h) { static_cast<SdNotifier*>(h->data)->send("WATCHDOG=1"); },
-              ms, ms);
+              [](uv_timer_t* h) { (*static_cast<std::function<void()>*>(h->data))(); }, ms, ms);
         }
       }
       notifier.ready();

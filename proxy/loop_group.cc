@@ -157,6 +157,27 @@ void LoopGroup::shutdown(config::Duration timeout, std::function<void()> done) {
   }
 }
 
+void LoopGroup::ping(std::function<void()> alive) {
+  if (others_.empty()) {
+    alive();
+    return;
+  }
+  if (pinging_) return;
+  pinging_ = true;
+  auto left = std::make_shared<size_t>(others_.size());
+  auto answered = [this, left, alive] {
+    if (--*left > 0) return;
+    pinging_ = false;
+    alive();
+  };
+  for (auto& o : others_) {
+    const bool posted = !o->drained && o->tasks->post([home = tasks_.get(), answered] {
+      home->post(answered);
+    });
+    if (!posted) answered();
+  }
+}
+
 void LoopGroup::drained_one() {
   if (--draining_ > 0) return;
   // The other threads end on their own; the destructor joins them, after

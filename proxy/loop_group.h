@@ -47,6 +47,11 @@ class LoopGroup {
   void reopen_logs();
   // Every loop drains; `done` runs on the first once all have.
   void shutdown(config::Duration timeout, std::function<void()> done);
+  // For the systemd watchdog: `alive` runs on the first loop once every
+  // other loop has run a task posted now. A stuck loop never answers, so
+  // the watchdog goes unfed and systemd restarts sluice. While one ping is
+  // out, another is not sent.
+  void ping(std::function<void()> alive);
 
  private:
   struct Other {
@@ -68,6 +73,7 @@ class LoopGroup {
   std::unique_ptr<LoopTasks> tasks_;  // the first loop's, while others run
   std::vector<std::unique_ptr<Other>> others_;
   bool stopping_ = false;
+  bool pinging_ = false;
   size_t draining_ = 0;
   std::function<void()> on_drained_;
 };

@@ -19,7 +19,8 @@ Server::Server(uv_loop_t* loop, config::ConfigPtr cfg, const SharedState* home)
     : loop_(loop),
       cfg_(std::move(cfg)),
       busy_poll_(loop, uint64_t{cfg_->busy_poll_us} * 1000),
-      timers_(loop, &ClientConnection::on_timeout) {
+      timers_(loop, &ClientConnection::on_timeout),
+      reuse_port_(cfg_->io_threads > 1) {
   for (const auto& up : cfg_->upstreams) links_.emplace(up.name, make_link(up, home));
 }
 
@@ -118,7 +119,7 @@ Result<bool> Server::start(const SharedState* home) {
 
 Result<std::unique_ptr<Listener>> Server::bind(const config::Listener& lc, const SharedState* home) {
   ListenerOptions opts;
-  opts.reuse_port = cfg_->io_threads > 1;
+  opts.reuse_port = reuse_port_;
   if (home != nullptr) {
     auto it = home->listeners.find(lc.name);
     if (it == home->listeners.end()) {

@@ -149,6 +149,9 @@ class Server {
   Metrics metrics_;
   std::function<void(StatsCallback)> collector_;
   unsigned loop_index_ = 0;
+  // Several loops share each listener's address: from the start-up config,
+  // as io_threads changes only with a restart.
+  const bool reuse_port_;
 
   std::vector<Slot> slots_;
   std::vector<ConnId> free_slots_;

@@ -23,7 +23,7 @@ BENCH_DIR="$ROOT/tests/bench"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 IDLE_CONNS=${IDLE_CONNS:-10000}
-TARGETS=${TARGETS:-"direct sluice nginx1 nginx2 haproxy1 haproxy2 caddy"}
+TARGETS=${TARGETS:-"direct sluice sluice2 nginx1 nginx2 haproxy1 haproxy2 caddy"}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SKIP_BUILD=${SKIP_BUILD:-0}
 SLUICE_BIN=${SLUICE_BIN:-$BUILD_DIR/cmd/sluice}
@@ -145,6 +145,7 @@ start_backend() {
 write_sluice_config() {
   cat >"$1" <<EOF
 busy_poll_us: ${3:-0}
+io_threads: ${4:-1}
 listeners:
   - name: bench
     listen: "127.0.0.1:$2"
@@ -260,9 +261,10 @@ start_target() {
   port=$(free_port)
   case $t in
     direct) return 0 ;;
-    sluice | sluice-bp)
+    sluice | sluice-bp | sluice2)
       [[ -x $SLUICE_BIN ]] || { WHY[$t]="not built"; return 1; }
-      write_sluice_config "$WORK/$t.yaml" "$port" "$([[ $t == sluice-bp ]] && echo 100 || echo 0)"
+      write_sluice_config "$WORK/$t.yaml" "$port" "$([[ $t == sluice-bp ]] && echo 100 || echo 0)" \
+        "$([[ $t == sluice2 ]] && echo 2 || echo 1)"
       spawn "$t" "$SLUICE_BIN" --config "$WORK/$t.yaml"
       ;;
     nginx1 | nginx2)
@@ -480,6 +482,7 @@ label() {
     direct) echo "backend alone" ;;
     sluice) echo "sluice" ;;
     sluice-bp) echo "sluice, busy_poll_us 100" ;;
+    sluice2) echo "sluice, io_threads 2" ;;
     haproxy1-bp) echo "HAProxy, 1 thread, busy-polling" ;;
     nginx1) echo "nginx, 1 worker" ;;
     nginx2) echo "nginx, 2 workers" ;;
@@ -541,7 +544,7 @@ targets_table() {
   best_down=$(best_of max down "${peers[@]}")
   best_up=$(best_of max up "${peers[@]}")
   best_idle=$(best_of min idle "${peers[@]}")
-  for t in sluice sluice-bp; do
+  for t in sluice sluice2 sluice-bp; do
     [[ " $TARGETS " == *" $t "* ]] || continue
     local rps p99 add50 add99 down up idle r_rps r_down r_up r_idle
     rps=$(median "$WORK/res.$t.rps") p99=$(median "$WORK/res.$t.p99")

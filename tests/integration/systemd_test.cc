@@ -263,9 +263,12 @@ TEST_CASE("notify: READY, READY after SIGHUP, STOPPING over an abstract socket",
 }
 
 TEST_CASE("notify: WATCHDOG=1 at half of WATCHDOG_USEC", "[notify]") {
+  // With two event loops, each ping waits for both to answer.
+  const int loops = GENERATE(1, 2);
+  INFO("io_threads: " << loops);
   clear_inherited_watchdog_env();
   NotifySocket sock(false);
-  TempFile config(kConfig);
+  TempFile config("io_threads: " + std::to_string(loops) + "\n" + std::string(kConfig));
   // 200 ms: sluice pings every 100 ms.
   Process proc({kSluice, "--config", config.path()}, {sock.env(), "WATCHDOG_USEC=200000"});
 
