@@ -51,18 +51,16 @@ void LoopGroup::run_other(Other& o, unsigned index, config::ConfigPtr cfg, Share
     started(unexpected(created.error()));
     return;
   }
-  std::unique_ptr<LoopTasks> tasks = std::move(created).value();
+  o.tasks = std::move(created).value();
   auto server = std::make_unique<Server>(loop.get(), cfg, &st);
   server->set_loop_index(index);
   auto r = server->start(&st);
-  o.tasks = tasks.get();
   o.server = server.get();
   const bool ok = r.ok();
   started(std::move(r));  // the first loop goes on from here
   if (ok) loop.run();
-  tasks->close();
+  o.tasks->close();  // runs what is left; from now on post() refuses
   server.reset();
-  tasks.reset();
   loop.close();
 }
 
@@ -70,7 +68,7 @@ void LoopGroup::stop_others() {
   for (auto& o : others_) {
     if (!o->thread.joinable()) continue;
     // Not drained by shutdown(): close everything now.
-    if (o->tasks != nullptr && !o->drained) {
+    if (o->tasks && !o->drained) {
       o->tasks->post([o = o.get()] {
         o->server->shutdown(std::chrono::milliseconds(0), [o] { o->tasks->close(); });
       });
@@ -126,7 +124,7 @@ void LoopGroup::collect(Server::StatsCallback done) {
   };
   for (auto& o : others_) {
     // Copied on that loop; added up here, on the first.
-    bool posted = o->tasks->post([o = o.get(), g, answered, home = tasks_.get()] {
+    bool posted = !o->drained && o->tasks->post([o = o.get(), g, answered, home = tasks_.get()] {
       auto st = std::make_shared<LoopStats>(o->server->stats());
       home->post([g, st, answered] {
         g->sum.add(*st);

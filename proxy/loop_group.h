@@ -56,9 +56,11 @@ class LoopGroup {
  private:
   struct Other {
     std::thread thread;
-    LoopTasks* tasks = nullptr;  // the loop's; valid until the thread ends
-    Server* server = nullptr;    // likewise
-    bool drained = false;        // its shutdown is done: tasks and server may be gone
+    // The loop's, made on its thread and kept here until the thread is
+    // joined: after the loop has closed it, post() still answers (false).
+    std::unique_ptr<LoopTasks> tasks;
+    Server* server = nullptr;  // valid while the loop runs; reached only through tasks
+    bool drained = false;      // its shutdown is done
   };
 
   void run_other(Other& o, unsigned index, config::ConfigPtr cfg, SharedState st,

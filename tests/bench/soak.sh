@@ -24,6 +24,7 @@
 #
 # Environment (defaults in brackets): MINUTES [10], SAMPLE [10] s,
 # RELOAD_EVERY [5] s, WARMUP [a third of the run] s, RSS_GROWTH_KIB [4096],
+# IO_THREADS [1] (sluice's io_threads),
 # CSV [/tmp/sluice-soak-<time>.csv], BUILD_DIR [build], SLUICE_BIN, BACKEND_BIN.
 # Everything it starts is stopped by PID on exit, error or Ctrl-C.
 set -uo pipefail
@@ -33,6 +34,7 @@ MINUTES=${MINUTES:-10}
 SAMPLE=${SAMPLE:-10}
 RELOAD_EVERY=${RELOAD_EVERY:-5}
 RSS_GROWTH_KIB=${RSS_GROWTH_KIB:-4096}
+IO_THREADS=${IO_THREADS:-1}
 CSV=${CSV:-/tmp/sluice-soak-$(date +%Y%m%d-%H%M%S).csv}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SLUICE_BIN=${SLUICE_BIN:-$BUILD_DIR/cmd/sluice}
@@ -99,6 +101,7 @@ write_config() {
   local gen=$1
   cat >"$WORK/sluice.yaml.new" <<EOF
 workers: 2
+io_threads: $IO_THREADS
 listeners:
   - name: web
     listen: "127.0.0.1:$SLUICE_PORT"
