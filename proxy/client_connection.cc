@@ -53,8 +53,8 @@ size_t chunk_size_line(char (&out)[24], size_t len) {
 // Loop thread only.
 thread_local FreeList<Exchange, 4096> free_exchanges;
 
-// Requests of ours the server holds besides this one.
-// What a finished response says about its server.
+// What a finished response says about its server; `others`: requests of
+// ours the server holds besides this one.
 Outcome outcome_of_status(uint16_t status, uint32_t others) {
   if (status == 503) return others > 0 ? Outcome::Overload : Outcome::Failure;
   if (status >= 500) return Outcome::Failure;

@@ -151,8 +151,14 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
     }
   };
   for (size_t i = 0; i < next->listeners.size(); ++i) {
+    const config::Listener& lc = next->listeners[i];
     for (auto& l : old) {
-      if (l && l->address().same_endpoint(next->listeners[i].listen)) kept[i] = std::move(l);
+      if (!l || !l->address().same_endpoint(lc.listen)) continue;
+      // Port 0 names no particular socket: such a listener is the same one
+      // only under the same name.
+      if (lc.listen.port == 0 && l->name() != lc.name) continue;
+      kept[i] = std::move(l);
+      break;
     }
   }
   std::vector<std::unique_ptr<Listener>> fresh(next->listeners.size());

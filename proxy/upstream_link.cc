@@ -11,7 +11,10 @@ UpstreamLink::UpstreamLink(uv_loop_t* loop, std::shared_ptr<UpstreamPool> pool,
     : loop_(loop), pool_(std::move(pool)), cfg_(cfg), busy_poll_(busy_poll),
       timers_(loop, &UpstreamConnection::on_timeout) {}
 
-UpstreamLink::~UpstreamLink() { close_idle(); }
+UpstreamLink::~UpstreamLink() {
+  close_idle();
+  for (Idle& i : idle_) i.server->idle_refs.fetch_sub(1, std::memory_order_release);
+}
 
 UpstreamLink::Idle* UpstreamLink::idle_of(UpstreamServer* s) {
   for (Idle& i : idle_) {
@@ -26,16 +29,21 @@ void UpstreamLink::drop(Idle& idle, size_t n) {
                                         idle.conns.begin() + static_cast<std::ptrdiff_t>(n));
   idle.conns.erase(idle.conns.begin(), idle.conns.begin() + static_cast<std::ptrdiff_t>(n));
   idle_total_ -= n;
-  idle.server->idle_refs.fetch_sub(static_cast<uint32_t>(n), std::memory_order_release);
   for (UpstreamConnection* c : gone) c->abort();
 }
 
 void UpstreamLink::reconfigure(const config::Upstream& cfg) {
   cfg_ = cfg;
+  // A dropped server's list goes, and with it this link's hold on the
+  // server, which its pool may then free.
   for (Idle& i : idle_) {
     if (i.server->retired()) drop(i, i.conns.size());
   }
-  std::erase_if(idle_, [](const Idle& i) { return i.server->retired(); });
+  std::erase_if(idle_, [](const Idle& i) {
+    if (!i.server->retired()) return false;
+    i.server->idle_refs.fetch_sub(1, std::memory_order_release);
+    return true;
+  });
   // Over the new max_idle: the oldest go first, round the servers.
   while (idle_total_ > cfg_.keepalive.max_idle) {
     for (Idle& i : idle_) {
@@ -50,7 +58,6 @@ UpstreamConnection* UpstreamLink::take_idle(UpstreamServer* s) {
   UpstreamConnection* c = idle->conns.back();
   idle->conns.pop_back();
   --idle_total_;
-  s->idle_refs.fetch_sub(1, std::memory_order_release);
   return c;
 }
 
@@ -58,8 +65,10 @@ bool UpstreamLink::put_idle(UpstreamConnection* conn) {
   UpstreamServer* s = conn->server();
   if (idle_total_ >= cfg_.keepalive.max_idle || s->retired()) return false;
   Idle* idle = idle_of(s);
-  if (idle == nullptr) idle = &idle_.emplace_back(Idle{s, {}});
-  s->idle_refs.fetch_add(1, std::memory_order_acq_rel);
+  if (idle == nullptr) {
+    idle = &idle_.emplace_back(Idle{s, {}});
+    s->idle_refs.fetch_add(1, std::memory_order_acq_rel);
+  }
   idle->conns.push_back(conn);
   ++idle_total_;
   return true;
@@ -72,7 +81,6 @@ void UpstreamLink::forget_idle(UpstreamConnection* conn) {
   if (it == idle->conns.end()) return;
   idle->conns.erase(it);
   --idle_total_;
-  conn->server()->idle_refs.fetch_sub(1, std::memory_order_release);
 }
 
 void UpstreamLink::close_idle() {

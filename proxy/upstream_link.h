@@ -59,7 +59,9 @@ class UpstreamLink {
 
  private:
   // Most recent last. An entry stays when its list empties: servers are
-  // few, and the vector's capacity is kept for the next connection.
+  // few, and the vector's capacity is kept for the next connection. Each
+  // entry holds its server (UpstreamServer::idle_refs) until a reload
+  // drops the server or the link goes.
   struct Idle {
     UpstreamServer* server;
     std::vector<UpstreamConnection*> conns;

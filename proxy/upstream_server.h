@@ -77,8 +77,9 @@ class UpstreamServer {
   // A reload dropped it: no new connection to it is kept idle.
   bool retired() const { return retired_.load(std::memory_order_acquire); }
   void retire() { retired_.store(true, std::memory_order_release); }
-  // Idle keep-alive connections to it, on every loop: a dropped server is
-  // freed only once none is left.
+  // Loops (UpstreamLink) that keep a list of idle connections to it: a
+  // dropped server is freed only once none does, so no loop is left with a
+  // pointer to it.
   std::atomic<uint32_t> idle_refs{0};
 
  private:
