@@ -138,8 +138,18 @@ URL="http://127.0.0.1:$SLUICE_PORT"
 curl -sf -o /dev/null "$URL/" || die "sluice does not answer GET /"
 log "sluice pid $SLUICE_PID on $SLUICE_PORT (admin $ADMIN_PORT), backend on $BACKEND_PORT; $MINUTES min"
 
-# Descriptors with no connection at all: after the warm-up request's
-# connections have timed out (client idle 5 s, upstream idle 3 s).
+# Descriptors with no connection at all: after the warm-up requests'
+# connections have timed out (client idle 5 s, upstream idle 3 s). libuv
+# opens one descriptor per loop for good with its first TCP handle (its
+# reserve against EMFILE), so with io_threads every loop must have made an
+# upstream connection first: 32 new connections reach each of a few loops
+# (the kernel spreads them) all but surely.
+WARM_PIDS=()
+for _ in $(seq 32); do
+  curl -sf -o /dev/null "$URL/" &
+  WARM_PIDS+=($!)
+done
+wait "${WARM_PIDS[@]}"
 sleep 6
 FDS_START=$(fds "$SLUICE_PID")
 RSS_START=$(rss_kib "$SLUICE_PID")
