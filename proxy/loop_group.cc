@@ -181,6 +181,9 @@ void LoopGroup::drained_one() {
   // The other threads end on their own; the destructor joins them, after
   // this loop has stopped (a join here would block it).
   if (tasks_) tasks_->close();
+  // Health checks, slow-start ramps and ejection timers would otherwise
+  // keep this loop, and the process, running after the last connection.
+  home_.stop_upstreams();
   auto done = std::move(on_drained_);
   on_drained_ = nullptr;
   if (done) done();

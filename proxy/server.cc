@@ -344,6 +344,11 @@ void Server::shutdown(config::Duration timeout, std::function<void()> done) {
   maybe_finish_shutdown();
 }
 
+void Server::stop_upstreams() {
+  for (auto& [name, link] : links_) link->pool().stop();
+  for (auto& link : retired_links_) link->pool().stop();
+}
+
 void Server::maybe_finish_shutdown() {
   if (live_ == 0 && on_drained_) finish_shutdown();
 }

@@ -76,6 +76,9 @@ class Server {
   // connection has closed or `timeout` has passed.
   void shutdown(config::Duration timeout, std::function<void()> done);
   bool draining() const { return draining_; }
+  // Once every loop has drained: the upstream pools' health checks and
+  // timers stop (they are the first loop's, and would keep it running).
+  void stop_upstreams();
 
   // For connections.
   uv_loop_t* loop() const { return loop_; }

@@ -118,7 +118,7 @@ void UpstreamPool::reconfigure(const config::Upstream& cfg) {
   // The checker indexes servers by position, which a reload may change:
   // start it afresh, carrying each server's state.
   stop_checks();
-  start_checks();
+  if (!stopped_) start_checks();
   ensure_timer();
   serve_queue();  // raised limits may admit queued requests now
 }
@@ -127,6 +127,16 @@ void UpstreamPool::drop_retired() {
   std::erase_if(retired_, [](const auto& s) {
     return s->in_flight() == 0 && s->idle_refs.load(std::memory_order_acquire) == 0;
   });
+}
+
+void UpstreamPool::stop() {
+  std::lock_guard lock(mu_);
+  stopped_ = true;
+  stop_checks();
+  if (timer_running_) {
+    uv_timer_stop(timer_.get());
+    timer_running_ = false;
+  }
 }
 
 bool UpstreamPool::quiet() const {
@@ -365,7 +375,7 @@ double UpstreamPool::drain_per_second() const {
 // Called with the lock held, on any thread. libuv handles belong to the
 // home loop: another thread asks it to start the timer.
 void UpstreamPool::ensure_timer() {
-  if (timer_running_ || !timer_) return;
+  if (timer_running_ || !timer_ || stopped_) return;
   if (std::this_thread::get_id() != home_thread_) {
     if (kick_) uv_async_send(kick_.get());
     return;

@@ -92,6 +92,9 @@ class UpstreamPool final : private HealthListener {
   void reconfigure(const config::Upstream& cfg);
   // No request in flight or waiting: a pool whose upstream was removed can go.
   bool quiet() const;
+  // Home loop, at shutdown once every loop has drained: health checks and
+  // housekeeping stop, so that they no longer keep the loop running.
+  void stop();
 
   // Any thread, from here on.
 
@@ -171,6 +174,7 @@ class UpstreamPool final : private HealthListener {
   // Another loop needs the timer running: it wakes the home loop.
   UvHandle<uv_async_t> kick_;
   bool timer_running_ = false;
+  bool stopped_ = false;
 
   // Completions, smoothed: the service time predicts queue waits, the
   // drain rate gives Retry-After.

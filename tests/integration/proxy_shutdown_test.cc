@@ -100,3 +100,34 @@ TEST_CASE("SIGTERM: drain_timeout bounds the wait for a request that takes too l
   HttpResponse r = read_response(busy.get(), 2s);
   CHECK_FALSE(r.complete);
 }
+
+// Health checks and a slow start ramp run on timers of the upstream's own;
+// they must not keep sluice alive once every connection has gone (they did:
+// it logged "stopped" and ran on until systemd killed it).
+TEST_CASE("SIGTERM: sluice exits at once with health checks and a slow start running",
+          "[shutdown]") {
+  const int loops = GENERATE(1, 2);
+  INFO("io_threads: " << loops);
+  ProxyFixture f("io_threads: " + std::to_string(loops) + "\n" +
+                 simple_config("", "    health_check: { path: /, interval: 2s }\n"
+                                   "    slow_start: 30s\n"));
+  REQUIRE(get(f.port(), "/").status == 200);
+  // A reload that adds a server starts its slow start (30 s of ramp).
+  Backend second;
+  f.sluice().rewrite_config(
+      "io_threads: " + std::to_string(loops) + "\n" +
+      fill(simple_config("", "    health_check: { path: /, interval: 2s }\n"
+                             "    slow_start: 30s\n",
+                         {"{B0}", std::to_string(second.port())}),
+           {{"B0", std::to_string(f.backend().port())}}));
+  f.sluice().process().signal(SIGHUP);
+  REQUIRE(f.sluice().process().wait_for_line("reload: .* is in effect", 5s));
+  REQUIRE(get(f.port(), "/").status == 200);
+
+  auto t0 = Clock::now();
+  f.sluice().process().signal(SIGTERM);
+  auto status = f.sluice().process().wait_exit(5s);
+  INFO(f.sluice().process().output());
+  CHECK(status == 0);
+  CHECK(Clock::now() - t0 < 2s);
+}
