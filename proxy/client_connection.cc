@@ -569,8 +569,7 @@ void ClientConnection::start_forward() {
   }
   x_->attempts_left = up.retries.attempts;
   x_->budget_ns = client_budget_ns();
-  x_->link->pool().count_request();
-  try_acquire();
+  try_acquire(true);
 }
 
 // The client's own budget from the configured header: seconds ("2.5") or a
@@ -589,9 +588,9 @@ uint64_t ClientConnection::client_budget_ns() const {
   return static_cast<uint64_t>(std::min(number * scale, 1e15));
 }
 
-void ClientConnection::try_acquire() {
+void ClientConnection::try_acquire(bool new_request) {
   UpstreamPool& pool = x_->link->pool();
-  if (SlotGrant g = pool.acquire(0)) {
+  if (SlotGrant g = pool.acquire(0, new_request)) {
     use_server(g);
     return;
   }

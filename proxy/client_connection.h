@@ -164,7 +164,7 @@ class ClientConnection final {
   void head_complete();
   void read_body();
   void start_forward();
-  void try_acquire();
+  void try_acquire(bool new_request = false);
   void shed(ShedReason reason);
   void leave_queue();
   uint32_t others_in_flight() const;  // off the queue, or its undelivered letter taken back

@@ -201,7 +201,8 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
   // 2. Commit.
   for (auto& l : old) {
     if (!l) continue;
-    spdlog::info("listener {} on {} closed by reload", l->name(), l->bound());
+    // Every loop closes its own socket; the first one says so.
+    if (home == nullptr) spdlog::info("listener {} on {} closed by reload", l->name(), l->bound());
     l->close();
     retired_listeners_.push_back(std::move(l));
   }
@@ -246,7 +247,7 @@ Result<bool> Server::reload(config::ConfigPtr next, Result<std::unique_ptr<Acces
     access_log_ = std::move(new_log);
   }
   if (admin_changed) admin_ = std::move(new_admin);
-  if (next->workers != cfg_->workers) {
+  if (next->workers != cfg_->workers && home == nullptr) {
     spdlog::warn("workers: {} -> {} takes effect at the next restart", cfg_->workers,
                  next->workers);
   }

@@ -160,8 +160,9 @@ SlotGrant UpstreamPool::take(size_t i) {
   return {.server = s, .in_flight = s->in_flight(), .index = i};
 }
 
-SlotGrant UpstreamPool::acquire(TriedSet tried) {
+SlotGrant UpstreamPool::acquire(TriedSet tried, bool new_request) {
   std::lock_guard lock(mu_);
+  if (new_request) budget_->deposit(uv_hrtime());
   auto pick = balancer_->pick(snapshot(), tried);
   if (!pick) return {};
   return take(*pick);
@@ -301,11 +302,6 @@ uint32_t UpstreamPool::retry_after_locked() const {
   double seconds = drain_rate_ > 0 ? static_cast<double>(queue_.size() + 1) / drain_rate_
                                    : std::chrono::duration<double>(cfg_.queue.timeout).count();
   return static_cast<uint32_t>(std::clamp(std::ceil(seconds), 1.0, 60.0));
-}
-
-void UpstreamPool::count_request() {
-  std::lock_guard lock(mu_);
-  budget_->deposit(uv_hrtime());
 }
 
 bool UpstreamPool::allow_retry() {

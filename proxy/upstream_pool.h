@@ -83,8 +83,6 @@ class UpstreamPool final : private HealthListener {
   UpstreamPool(const UpstreamPool&) = delete;
   UpstreamPool& operator=(const UpstreamPool&) = delete;
 
-  const std::string& name() const { return name_; }
-
   // Home loop. Reload: new settings and server list. Servers whose address
   // stays keep their state; new ones start with slow start; dropped ones
   // leave the rotation and are freed once their last request has finished
@@ -98,8 +96,10 @@ class UpstreamPool final : private HealthListener {
 
   // Any thread, from here on.
 
-  // Picks a server with a free slot and takes the slot.
-  SlotGrant acquire(TriedSet tried);
+  // Picks a server with a free slot and takes the slot. A `new_request`
+  // (not a retry, nor one back from the queue) also makes its deposit in
+  // the retry budget, under the same lock.
+  SlotGrant acquire(TriedSet tried, bool new_request = false);
   // Gives the slot back, learns from `outcome`, and serves the queue.
   // `rtt_ns` and `in_flight_at_start` describe the request (for Success).
   void release(UpstreamServer* s, Outcome outcome, uint64_t rtt_ns = 0,
@@ -123,8 +123,7 @@ class UpstreamPool final : private HealthListener {
   // queue takes to drain at the rate it has been draining, at least 1.
   uint32_t retry_after() const;
 
-  // Retry budget: every request deposits, every retry withdraws.
-  void count_request();
+  // Retry budget: every request deposits (acquire), every retry withdraws.
   bool allow_retry();
 
   PoolView view() const;

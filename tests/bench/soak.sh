@@ -24,7 +24,9 @@
 #
 # Environment (defaults in brackets): MINUTES [10], SAMPLE [10] s,
 # RELOAD_EVERY [5] s, WARMUP [a third of the run] s, RSS_GROWTH_KIB [4096],
-# IO_THREADS [1] (sluice's io_threads),
+# IO_THREADS [1] (sluice's io_threads), ACCESS_LOG [off] (a path: sluice's
+# access log, kept after the run, and the summary lists every non-2xx answer
+# to the keep-alive and new-connection traffic by status, path and upstream),
 # CSV [/tmp/sluice-soak-<time>.csv], BUILD_DIR [build], SLUICE_BIN, BACKEND_BIN.
 # Everything it starts is stopped by PID on exit, error or Ctrl-C.
 set -uo pipefail
@@ -35,6 +37,7 @@ SAMPLE=${SAMPLE:-10}
 RELOAD_EVERY=${RELOAD_EVERY:-5}
 RSS_GROWTH_KIB=${RSS_GROWTH_KIB:-4096}
 IO_THREADS=${IO_THREADS:-1}
+ACCESS_LOG=${ACCESS_LOG:-off}
 CSV=${CSV:-/tmp/sluice-soak-$(date +%Y%m%d-%H%M%S).csv}
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 SLUICE_BIN=${SLUICE_BIN:-$BUILD_DIR/cmd/sluice}
@@ -120,7 +123,7 @@ upstreams:
     timeouts: { response: 2s }
 admin:
   listen: "127.0.0.1:$ADMIN_PORT"
-logging: { level: warn, access_log: { path: "off" } }
+logging: { level: warn, access_log: { path: "$ACCESS_LOG", format: json } }
 EOF
   mv "$WORK/sluice.yaml.new" "$WORK/sluice.yaml"
 }
@@ -189,7 +192,7 @@ function init()
     wrk.format("GET", "/reset-mid"),
     wrk.format("GET", "/sleep?ms=2500"),
     "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-    "GET / HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
+    "GET /folded HTTP/1.1\r\nHost: x\r\nX-A: a\r\n folded\r\n\r\n",
     "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
   }
 end
@@ -291,6 +294,22 @@ if (( GROWTH > RSS_GROWTH_KIB )); then echo "FAIL: RSS grew by $GROWTH KiB after
 if (( FDS_END != FDS_START )); then echo "FAIL: $FDS_END descriptors once idle, $FDS_START at the start"; FAIL=1; fi
 if (( $(wrk_errors "$WORK/wrk-mixed.out") != 0 )); then echo "FAIL: errors in the keep-alive mix"; cat "$WORK/wrk-mixed.out"; FAIL=1; fi
 if (( $(wrk_errors "$WORK/wrk-close.out") != 0 )); then echo "FAIL: errors on new connections"; cat "$WORK/wrk-close.out"; FAIL=1; fi
+if [[ $ACCESS_LOG != off ]]; then
+  # The error traffic's paths answer non-2xx by design; the others should not.
+  echo "non-2xx to the keep-alive and new-connection traffic (count, status, request, upstream, duration):"
+  python3 - "$ACCESS_LOG" <<'PY'
+import collections, json, sys
+seen = collections.Counter()
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e["target"] in ("/", "/hash", "/bytes?n=1048576") and not 200 <= e["status"] < 300:
+        seen[(e["status"], e["method"] + " " + e["target"], e["upstream"] or "-",
+              "%.1f s" % (e["duration_us"] / 1e6))] += 1
+for key, n in seen.most_common(20):
+    print("  %6d  %s" % (n, "  ".join(map(str, key))))
+print("  (none)" if not seen else "")
+PY
+fi
 if grep -qE 'error|critical' "$WORK/sluice.log"; then
   echo "sluice logged errors:"; grep -E 'error|critical' "$WORK/sluice.log" | sort | uniq -c | sort -rn | head -5
 fi

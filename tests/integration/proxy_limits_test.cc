@@ -289,8 +289,9 @@ TEST_CASE("limits: with io_threads 2 both connection limits count across the loo
   auto metric = [&](const std::string& series) {
     return metric_sample(get(admin, "/metrics").body, series);
   };
-  // A refused connection is released a moment after the client sees it
-  // closed; the next step starts once the count has settled.
+  // A connection refused for its address still counts against
+  // max_connections until it is released, a moment after the client sees it
+  // closed: each next connection waits for the count to settle.
   auto wait_open = [&](double n) {
     auto deadline = Clock::now() + 3s;
     while (metric("sluice_connections_open") != n && Clock::now() < deadline) {
@@ -307,12 +308,12 @@ TEST_CASE("limits: with io_threads 2 both connection limits count across the loo
   for (int i = 0; i < 10; ++i) {
     UniqueFd c = connect_from("127.0.0.1", f.port());
     if (get_on(c.get()) == 200) kept.push_back(std::move(c));
+    REQUIRE(wait_open(static_cast<double>(kept.size())));
   }
   CHECK(kept.size() == 3);
   CHECK(metric("sluice_loop_connections_accepted_total{loop=\"0\"}") > 0);
   CHECK(metric("sluice_loop_connections_accepted_total{loop=\"1\"}") > 0);
   CHECK(metric(refused + "\"max_connections_per_ip\"}") == 7);
-  REQUIRE(wait_open(3));
 
   // max_connections 5: two more fit, from other addresses, and no more.
   for (int i = 2; i <= 7; ++i) {

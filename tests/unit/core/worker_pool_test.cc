@@ -267,7 +267,10 @@ TEST_CASE_METHOD(test::LoopFixture,
   INFO(handed_over << " cheap jobs went to the workers first");
   CHECK(back_on_loop);
   CHECK(handed_over >= 1);
-  CHECK((*pool)->stats().job_cost_ns <= 40'000);
+  // Below the gate (25 µs) when the loop took the job back; the sample it
+  // measured there may have been preempted, and samples are capped at half
+  // the budget.
+  CHECK((*pool)->stats().job_cost_ns <= 100'000);
   (*pool)->stop();
 }
 
