@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <utility>
+
 #include "core/busy_poll.h"
 #include "proxy/upstream_link.h"
 
@@ -32,6 +34,8 @@ UpstreamConnection::UpstreamConnection(UpstreamLink* link, UpstreamServer* serve
 UpstreamConnection* UpstreamConnection::connect(UpstreamLink* link, UpstreamServer* server,
                                                 UpstreamUser* user) {
   auto* c = new UpstreamConnection(link, server, user);
+  c->busy_ = true;
+  link->busy_started();
   const auto& addr = server->endpoint();
   int rc = uv_tcp_connect(&c->connect_req_, &c->tcp_, addr.sa(), &UpstreamConnection::on_connect);
   if (rc != 0) {
@@ -62,6 +66,8 @@ void UpstreamConnection::on_connect(uv_connect_t* req, int status) {
 }
 
 void UpstreamConnection::attach(UpstreamUser* user) {
+  busy_ = true;
+  link_->busy_started();
   user_ = user;
   state_ = State::Active;
   link_->timers().cancel(timer_);
@@ -219,6 +225,7 @@ void UpstreamConnection::parse(const char* data, size_t len) {
 void UpstreamConnection::finish_response() {
   UpstreamUser* user = user_;
   user_ = nullptr;
+  if (std::exchange(busy_, false)) link_->busy_ended();  // before put_idle: it counts
   link_->timers().cancel(timer_);
   // An app that answered before reading the whole request (say, a 413)
   // leaves the connection mid-request: it cannot carry another one.
@@ -254,6 +261,7 @@ void UpstreamConnection::on_written(void* p, int status) {
 void UpstreamConnection::close() {
   if (state_ == State::Closing) return;
   state_ = State::Closing;
+  if (std::exchange(busy_, false)) link_->busy_ended();
   link_->timers().cancel(timer_);
   uv_close(reinterpret_cast<uv_handle_t*>(&tcp_), &UpstreamConnection::on_closed);
 }

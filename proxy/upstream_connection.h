@@ -128,6 +128,7 @@ class UpstreamConnection final : private ResponseSink {
   ResponseParser parser_;
   bool request_sent_ = false;
   bool reading_paused_ = false;
+  bool busy_ = false;  // carrying a request: counted by the link
   uint64_t response_bytes_ = 0;
   uint64_t requests_ = 0;
 

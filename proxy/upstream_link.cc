@@ -6,6 +6,14 @@
 
 namespace sluice::proxy {
 
+namespace {
+
+// "Lately", for allowance(): the peak of this window and the one before,
+// so a load that pauses for a few seconds finds its connections still open.
+constexpr uint64_t kPeakWindowMs = 10'000;
+
+}  // namespace
+
 UpstreamLink::UpstreamLink(uv_loop_t* loop, std::shared_ptr<UpstreamPool> pool,
                            const config::Upstream& cfg, BusyPoll* busy_poll)
     : loop_(loop), pool_(std::move(pool)), cfg_(cfg), busy_poll_(busy_poll),
@@ -44,12 +52,36 @@ void UpstreamLink::reconfigure(const config::Upstream& cfg) {
     i.server->idle_refs.fetch_sub(1, std::memory_order_release);
     return true;
   });
-  // Over the new max_idle: the oldest go first, round the servers.
-  while (idle_total_ > cfg_.keepalive.max_idle) {
+  // Over the new allowance: the oldest go first, round the servers.
+  const size_t keep = allowance();
+  while (idle_total_ > keep) {
     for (Idle& i : idle_) {
-      if (!i.conns.empty() && idle_total_ > cfg_.keepalive.max_idle) drop(i, 1);
+      if (!i.conns.empty() && idle_total_ > keep) drop(i, 1);
     }
   }
+}
+
+void UpstreamLink::roll_window() {
+  const uint64_t now = uv_now(loop_);
+  if (now - window_ms_ < kPeakWindowMs) return;
+  // A window with no call at all had busy_ as its peak throughout.
+  peak_before_ = now - window_ms_ < 2 * kPeakWindowMs ? peak_ : busy_;
+  peak_ = busy_;
+  window_ms_ = now;
+}
+
+void UpstreamLink::busy_started() {
+  ++busy_;
+  roll_window();
+  peak_ = std::max(peak_, busy_);
+}
+
+size_t UpstreamLink::allowance() {
+  const size_t max_idle = cfg_.keepalive.max_idle;
+  if (max_idle == 0) return 0;  // keep-alive off
+  roll_window();
+  const size_t peak = std::max(peak_, peak_before_);
+  return std::max(max_idle, peak > busy_ ? peak - busy_ : 0);
 }
 
 UpstreamConnection* UpstreamLink::take_idle(UpstreamServer* s) {
@@ -63,7 +95,7 @@ UpstreamConnection* UpstreamLink::take_idle(UpstreamServer* s) {
 
 bool UpstreamLink::put_idle(UpstreamConnection* conn) {
   UpstreamServer* s = conn->server();
-  if (idle_total_ >= cfg_.keepalive.max_idle || s->retired()) return false;
+  if (idle_total_ >= allowance() || s->retired()) return false;
   Idle* idle = idle_of(s);
   if (idle == nullptr) {
     idle = &idle_.emplace_back(Idle{s, {}});

@@ -48,11 +48,16 @@ class UpstreamLink {
   // servers the reload dropped, and past keepalive.max_idle, close.
   void reconfigure(const config::Upstream& cfg);
 
-  // Keep-alive connections, at most keepalive.max_idle on this loop.
+  // Keep-alive connections: keepalive.max_idle on this loop, or as many as
+  // a steady load needs (see allowance()).
   UpstreamConnection* take_idle(UpstreamServer* s);
   // Returns false when the link is full or the server was dropped: the
   // caller closes the connection.
   bool put_idle(UpstreamConnection* conn);
+  // A connection of this loop's starts or stops carrying a request
+  // (connecting included).
+  void busy_started();
+  void busy_ended() { --busy_; }
   void forget_idle(UpstreamConnection* conn);  // it is closing
   size_t idle_count() const { return idle_total_; }
   void close_idle();  // shutdown, or the upstream is gone
@@ -67,6 +72,15 @@ class UpstreamLink {
     std::vector<UpstreamConnection*> conns;
   };
   Idle* idle_of(UpstreamServer* s);
+  // Idle connections kept now: keepalive.max_idle, or, when more were
+  // carrying requests at once lately, enough to have that many open again.
+  // A steady 64 concurrent requests with max_idle 32 would otherwise close
+  // up to 32 connections a round and open as many anew: work for the app
+  // and, at thousands a second, a port range full of TIME_WAIT. Kept
+  // connections past max_idle are reused newest first, so once the load
+  // drops the oldest ones go at idle_timeout.
+  size_t allowance();
+  void roll_window();
   void drop(Idle& idle, size_t n);  // closes its n oldest
 
   uv_loop_t* loop_;
@@ -77,6 +91,10 @@ class UpstreamLink {
   DeadlineTimers timers_;
   std::vector<Idle> idle_;
   size_t idle_total_ = 0;
+  size_t busy_ = 0;         // connections carrying a request now
+  size_t peak_ = 0;         // most busy at once in the current window...
+  size_t peak_before_ = 0;  // ...and in the one before
+  uint64_t window_ms_ = 0;  // uv_now() when the current window began
 };
 
 }  // namespace sluice::proxy

@@ -1,6 +1,7 @@
 // Upstream side: connection reuse, stale pooled connections, balancing,
 // response framings, interim responses and WebSocket tunnels.
 #include <catch2/catch.hpp>
+#include <atomic>
 #include <thread>
 
 #include "tests/integration/proxy_fixture.h"
@@ -39,6 +40,32 @@ TEST_CASE("upstream connections are reused", "[upstream]") {
   BackendStats s = f.backend().stats();
   CHECK(s.requests == 10);
   CHECK(s.connections == 1);
+}
+
+TEST_CASE("a steady load past keepalive.max_idle keeps reusing its connections", "[upstream]") {
+  ProxyFixture f(simple_config("", "    keepalive: { max_idle: 2, idle_timeout: 500ms }\n"));
+  f.backend().reset_stats();
+  // 12 clients at once, each request held 20 ms by the app: 12 requests in
+  // flight, finishing in waves. Keeping only max_idle (2) of the
+  // connections a wave frees would open about 10 anew for every wave.
+  std::atomic<int> ok{0};
+  run_parallel(12, [&](int) {
+    for (int k = 0; k < 15; ++k) {
+      if (get(f.port(), "/sleep?ms=20").status == 200) ++ok;
+    }
+  });
+  CHECK(ok.load() == 180);
+  BackendStats s = f.backend().stats();
+  CHECK(s.requests == 180);
+  INFO(s.connections << " upstream connections for 180 requests");
+  CHECK(s.connections <= 16);
+
+  // Once the load is gone they close at idle_timeout like any idle
+  // connection: a request after it needs a new one.
+  std::this_thread::sleep_for(1200ms);
+  f.backend().reset_stats();
+  REQUIRE(get(f.port(), "/").status == 200);
+  CHECK(f.backend().stats().connections == 1);
 }
 
 TEST_CASE("a pooled connection the backend closed is not used again", "[upstream]") {
