@@ -45,7 +45,7 @@ class UpstreamLink {
   DeadlineTimers& timers() { return timers_; }
 
   // Reload, after the pool's: the new settings; idle connections to
-  // servers the reload dropped, and past keepalive.max_idle, close.
+  // servers the reload dropped, and past allowance(), close.
   void reconfigure(const config::Upstream& cfg);
 
   // Keep-alive connections: keepalive.max_idle on this loop, or as many as

@@ -10,10 +10,13 @@
 
 #include <catch2/catch.hpp>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
 #include <charconv>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 namespace sluice::itest {
 
@@ -115,6 +118,16 @@ void Sluice::rewrite_config(const std::string& yaml) {
     REQUIRE(out.good());
   }
   REQUIRE(std::rename(tmp.c_str(), config_->path().c_str()) == 0);
+}
+
+bool Sluice::reload(int nth) {
+  proc_->signal(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (count_of(proc_->output(), "reload: ") < static_cast<size_t>(nth)) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
 }
 
 int64_t Sluice::rss_kib() const {

@@ -78,6 +78,10 @@ class Sluice {
   // Replaces the config file atomically (write + rename), as an operator's
   // editor or deployment would before `systemctl reload`.
   void rewrite_config(const std::string& yaml);
+  // Sends SIGHUP and waits (5 s at most) until the output holds `nth`
+  // reload outcome lines ("reload: ..."): a plain wait_for_line would find
+  // an earlier reload's line again. False if they did not come.
+  bool reload(int nth);
 
  private:
   std::unique_ptr<TempFile> config_;

@@ -48,14 +48,9 @@ std::string versioned(int version, uint16_t backend, const std::string& extra_li
 
 // Sends SIGHUP and waits for the n-th outcome line of a reload.
 void reload(Sluice& s, int nth, const std::string& expect = "is in effect") {
-  s.process().signal(SIGHUP);
-  std::string pattern = "reload: ";
-  for (int i = 0; i < 100; ++i) {
-    if (count_of(s.process().output(), "reload: ") >= static_cast<size_t>(nth)) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  const bool outcome = s.reload(nth);
   INFO(s.process().output());
-  REQUIRE(count_of(s.process().output(), "reload: ") >= static_cast<size_t>(nth));
+  REQUIRE(outcome);
   CHECK(s.process().output().rfind(expect) != std::string::npos);
 }
 
